@@ -1,0 +1,2 @@
+export * from './memory.adapter';
+export * from './redis.adapter';

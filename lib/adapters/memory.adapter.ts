@@ -1,0 +1,102 @@
+import { LRUCache } from 'lru-cache';
+import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+
+/** Options of {@link MemoryCacheAdapter}. */
+export interface MemoryCacheAdapterOptions {
+  /** Most entries kept; the least recently used is evicted beyond it. @default 10000 */
+  maxEntries?: number;
+  /** Seconds between sweeps of expired entries; `0` disables the sweep. @default 60 */
+  sweepInterval?: number;
+}
+
+// lru-cache cannot hold null/undefined values, so a cached null is stored as this marker.
+const NULL = Symbol('null');
+type Stored = NonNullable<unknown>;
+
+/**
+ * In-process backend on `lru-cache`: values are kept as-is (no serialisation round trip, so
+ * callers must not mutate what they cached), expired entries are dropped lazily on read and by
+ * a periodic sweep whose timer is `unref()`ed and stopped at shutdown, and the number of
+ * entries is bounded by `maxEntries` with least-recently-used eviction.
+ *
+ * @example
+ * ```ts
+ * const adapter = new MemoryCacheAdapter({ maxEntries: 50_000 });
+ * ```
+ */
+export class MemoryCacheAdapter implements CacheAdapter {
+  private readonly store: LRUCache<string, Stored>;
+  private readonly sweepMs: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: MemoryCacheAdapterOptions = {}) {
+    this.store = new LRUCache<string, Stored>({
+      max: options.maxEntries ?? 10_000,
+      // Per-entry TTLs are set on each `set`; 0 here means "no default TTL".
+      ttl: 0,
+      allowStale: false,
+      updateAgeOnGet: false,
+      updateAgeOnHas: false,
+    });
+    this.sweepMs = (options.sweepInterval ?? 60) * 1000;
+  }
+
+  /** Number of entries currently held (expired ones not yet swept included). */
+  get size(): number {
+    return this.store.size;
+  }
+
+  get<T = unknown>(key: string): Promise<T | undefined> {
+    const value = this.store.get(key);
+    return Promise.resolve((value === NULL ? null : value) as T | undefined);
+  }
+
+  set(key: string, value: unknown, ttl: number): Promise<void> {
+    this.store.set(key, value === null || value === undefined ? NULL : value, {
+      ttl: ttl > 0 ? Math.max(1, Math.round(ttl * 1000)) : 0,
+    });
+    return Promise.resolve();
+  }
+
+  delete(key: string): Promise<boolean> {
+    const existed = this.store.has(key);
+    this.store.delete(key);
+    return Promise.resolve(existed);
+  }
+
+  has(key: string): Promise<boolean> {
+    return Promise.resolve(this.store.has(key));
+  }
+
+  clear(): Promise<void> {
+    this.store.clear();
+    return Promise.resolve();
+  }
+
+  deleteByPrefix(prefix: string): Promise<number> {
+    let deleted = 0;
+    for (const key of [...this.store.keys()]) {
+      if (key.startsWith(prefix) && this.store.delete(key)) deleted++;
+    }
+    return Promise.resolve(deleted);
+  }
+
+  /** Drops every expired entry now; the periodic sweep calls this. */
+  sweep(): number {
+    const before = this.store.size;
+    this.store.purgeStale();
+    return before - this.store.size;
+  }
+
+  onModuleInit(): void {
+    if (this.sweepMs > 0 && !this.timer) {
+      this.timer = setInterval(() => this.sweep(), this.sweepMs);
+      this.timer.unref();
+    }
+  }
+
+  onApplicationShutdown(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

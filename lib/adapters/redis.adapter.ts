@@ -1,0 +1,231 @@
+import { Logger } from '@nestjs/common';
+import { Cluster, Redis } from 'ioredis';
+import type { ClusterNode, RedisOptions } from 'ioredis';
+import { CacheConnectionError } from '../cache.errors';
+import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
+import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheRedisOptions } from '../interfaces/cache-module-options.interface';
+import { RateLimitedLogger } from '../utils/rate-limited-logger';
+import { redactUrl } from '../utils/redact';
+
+/** Options of {@link RedisCacheAdapter}. */
+export interface RedisCacheAdapterOptions {
+  /** How to reach Redis: URL, ioredis options, cluster, sentinels or an existing client. */
+  redis: CacheRedisOptions;
+  /** Every key is written as `namespace:key`. @default 'cache' */
+  namespace?: string;
+  /** Throw {@link CacheConnectionError} from `onModuleInit` when Redis is unreachable. @default false */
+  strict?: boolean;
+}
+
+// Fail fast: a cache call must never wait for a reconnect (ioredis defaults queue commands
+// while offline and retry each up to 20 times). See ioredis "Offline Queue" docs.
+const FAIL_FAST: RedisOptions = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 1000,
+  connectTimeout: 2000,
+  retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
+};
+
+const SCAN_COUNT = 1000;
+
+/**
+ * Redis backend on ioredis. Values are stored as JSON strings (readable with `redis-cli GET`),
+ * every key under `namespace:`, TTLs with `PX`. `clear` and `deleteByPrefix` walk the
+ * namespace with `SCAN` + `UNLINK` (on every master of a cluster), never `FLUSHDB`, with glob
+ * characters in the namespace and prefix escaped. A value that is not valid JSON, or a key of
+ * the wrong type, reads as a miss and logs a warning.
+ *
+ * The adapter connects and pings in `onModuleInit` and closes the connection it created in
+ * `onApplicationShutdown`; a `client` passed in by the application is left open.
+ *
+ * @example
+ * ```ts
+ * new RedisCacheAdapter({ redis: { url: 'redis://127.0.0.1:6379/0' }, namespace: 'shop' });
+ * ```
+ */
+export class RedisCacheAdapter implements CacheAdapter {
+  /** The ioredis client (standalone, sentinel-backed or cluster). */
+  readonly client: Redis | Cluster;
+  private readonly owned: boolean;
+  private readonly prefix: string;
+  private readonly strict: boolean;
+  private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  private readonly target: string;
+
+  constructor(options: RedisCacheAdapterOptions) {
+    const { redis } = options;
+    this.prefix = `${options.namespace ?? 'cache'}:`;
+    this.strict = options.strict ?? false;
+    if ('client' in redis) {
+      this.client = redis.client;
+      this.owned = false;
+      this.target = 'the application-provided Redis client';
+    } else if ('cluster' in redis) {
+      this.client = new Cluster(redis.cluster, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        ...redis.clusterOptions,
+        redisOptions: { ...FAIL_FAST, ...redis.clusterOptions?.redisOptions },
+      });
+      this.owned = true;
+      this.target = `Redis cluster ${redis.cluster.map(describeNode).join(',')}`;
+    } else {
+      const { url, ...rest } = redis;
+      const options: RedisOptions = { ...FAIL_FAST, ...rest };
+      this.client = url ? new Redis(url, options) : new Redis(options);
+      this.owned = true;
+      this.target = describeTarget(url, rest);
+    }
+    if (this.owned) {
+      // Without a listener ioredis prints every connection error to stderr.
+      this.client.on('error', (error: Error) =>
+        this.log.warn(
+          'connection',
+          `Redis connection error (${this.target}): ${redactUrl(error.message)}`,
+        ),
+      );
+    }
+  }
+
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    const namespaced = this.prefix + key;
+    let raw: string | null;
+    try {
+      raw = await this.client.get(namespaced);
+    } catch (error) {
+      if (isWrongType(error)) {
+        this.log.warn(
+          `corrupt:${key}`,
+          `Cache key '${namespaced}' holds a non-string Redis type; treated as a miss`,
+        );
+        return undefined;
+      }
+      throw error;
+    }
+    if (raw === null) return undefined;
+    try {
+      return JSON.parse(raw) as T;
+    } catch {
+      this.log.warn(
+        `corrupt:${key}`,
+        `Cache key '${namespaced}' holds data that is not valid JSON; treated as a miss`,
+      );
+      return undefined;
+    }
+  }
+
+  async set(key: string, value: unknown, ttl: number): Promise<void> {
+    const payload = JSON.stringify(value);
+    if (ttl > 0) {
+      await this.client.set(this.prefix + key, payload, 'PX', Math.max(1, Math.round(ttl * 1000)));
+    } else {
+      await this.client.set(this.prefix + key, payload);
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.client.unlink(this.prefix + key)) > 0;
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await this.client.exists(this.prefix + key)) > 0;
+  }
+
+  async clear(): Promise<void> {
+    await this.deleteMatching(escapeGlob(this.prefix) + '*');
+  }
+
+  deleteByPrefix(prefix: string): Promise<number> {
+    return this.deleteMatching(escapeGlob(this.prefix + prefix) + '*');
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (!this.owned) return;
+    try {
+      await this.client.connect();
+      await this.client.ping();
+    } catch (error) {
+      const reason = redactUrl(error instanceof Error ? error.message : String(error));
+      if (this.strict) {
+        this.client.disconnect();
+        throw new CacheConnectionError(
+          `Cannot reach ${this.target} at startup (${reason}). Start Redis, fix redis.url, ` +
+            `or drop strict: true to boot with a warning and call through while Redis is down.`,
+        );
+      }
+      new Logger(CACHE_LOGGER_CONTEXT).warn(
+        `Cannot reach ${this.target} at startup (${reason}); cache calls miss and call through ` +
+          `until it answers. Reconnecting in the background.`,
+      );
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (!this.owned) return;
+    if (this.client.status === 'ready') {
+      try {
+        await this.client.quit();
+        return;
+      } catch {
+        // fall through to a hard disconnect
+      }
+    }
+    this.client.disconnect();
+  }
+
+  private async deleteMatching(pattern: string): Promise<number> {
+    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+    const counts = await Promise.all(nodes.map((node) => scanAndUnlink(node, pattern)));
+    return counts.reduce((sum, n) => sum + n, 0);
+  }
+}
+
+async function scanAndUnlink(node: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+    cursor = next;
+    if (keys.length > 0) {
+      // Each key is unlinked on its own so a cluster node never sees a cross-slot command.
+      const pipeline = node.pipeline();
+      for (const key of keys) pipeline.unlink(key);
+      const results = (await pipeline.exec()) ?? [];
+      for (const [error, count] of results) {
+        if (error) throw error;
+        deleted += Number(count);
+      }
+    }
+  } while (cursor !== '0');
+  return deleted;
+}
+
+/** Escapes Redis glob metacharacters so a prefix matches only itself. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function isWrongType(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('WRONGTYPE');
+}
+
+function describeNode(node: ClusterNode): string {
+  if (typeof node === 'object') return `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`;
+  return redactUrl(String(node));
+}
+
+function describeTarget(url: string | undefined, options: RedisOptions): string {
+  if (url) {
+    try {
+      const parsed = new URL(url);
+      return `Redis at ${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+    } catch {
+      return 'Redis';
+    }
+  }
+  if (options.sentinels) return `Redis sentinel group '${options.name ?? ''}'`;
+  return `Redis at ${options.host ?? '127.0.0.1'}:${options.port ?? 6379}`;
+}

@@ -1,0 +1,277 @@
+import { CacheConfigError } from './cache.errors';
+import type { CacheAdapter } from './interfaces/cache-adapter.interface';
+import type {
+  CacheModuleOptions,
+  CacheProvider,
+  CacheRedisOptions,
+} from './interfaces/cache-module-options.interface';
+import { redactUrl } from './utils/redact';
+
+/** The options after defaults, environment and user input are merged and validated. */
+export interface ResolvedCacheOptions {
+  readonly enabled: boolean;
+  readonly provider: CacheProvider;
+  readonly ttl: number;
+  readonly namespace: string;
+  readonly redis: CacheRedisOptions;
+  readonly failover: boolean;
+  readonly memory: { readonly maxEntries: number; readonly sweepInterval: number };
+  readonly strict: boolean;
+  readonly adapter?: CacheAdapter;
+}
+
+const DEFAULTS = {
+  enabled: true,
+  provider: 'memory' as CacheProvider,
+  ttl: 300,
+  namespace: 'cache',
+  failover: false,
+  strict: false,
+  maxEntries: 10_000,
+  sweepInterval: 60,
+  redisUrl: 'redis://127.0.0.1:6379',
+};
+
+const KNOWN_OPTIONS = new Set<string>([
+  'isGlobal',
+  'enabled',
+  'provider',
+  'ttl',
+  'namespace',
+  'redis',
+  'failover',
+  'memory',
+  'strict',
+  'adapter',
+]);
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * The one place where defaults, environment variables and user options meet.
+ * Precedence: explicit option > environment variable > default. Throws
+ * {@link CacheConfigError} naming the option (or variable) and the rejected value.
+ */
+export function resolveCacheOptions(
+  user: CacheModuleOptions = {},
+  env: Env = process.env,
+): ResolvedCacheOptions {
+  if (user === null || typeof user !== 'object') {
+    throw new CacheConfigError(`CacheModule options must be an object, got ${describe(user)}.`);
+  }
+  for (const name of Object.keys(user)) {
+    if (!KNOWN_OPTIONS.has(name)) {
+      throw new CacheConfigError(
+        `Unknown CacheModule option "${name}". Known options: ${[...KNOWN_OPTIONS].join(', ')}.`,
+      );
+    }
+  }
+
+  const enabled = pick(
+    user.enabled,
+    env,
+    'CACHE_ENABLED',
+    'enabled',
+    parseBoolean,
+    DEFAULTS.enabled,
+  );
+  if (typeof enabled !== 'boolean') throw invalid('enabled', enabled, 'a boolean');
+
+  const provider = pick(
+    user.provider,
+    env,
+    'CACHE_PROVIDER',
+    'provider',
+    (s) => s,
+    DEFAULTS.provider,
+  );
+  if (provider !== 'memory' && provider !== 'redis') {
+    throw invalid('provider', provider, "'memory' or 'redis'");
+  }
+
+  const ttl = pick(user.ttl, env, 'CACHE_TTL', 'ttl', parseNumber, DEFAULTS.ttl);
+  assertTtl(ttl, 'ttl');
+
+  const namespace = pick(
+    user.namespace,
+    env,
+    'CACHE_NAMESPACE',
+    'namespace',
+    (s) => s,
+    DEFAULTS.namespace,
+  );
+  if (typeof namespace !== 'string' || namespace.length === 0) {
+    throw invalid('namespace', namespace, 'a non-empty string');
+  }
+
+  const failover = user.failover ?? DEFAULTS.failover;
+  if (typeof failover !== 'boolean') throw invalid('failover', failover, 'a boolean');
+  const strict = user.strict ?? DEFAULTS.strict;
+  if (typeof strict !== 'boolean') throw invalid('strict', strict, 'a boolean');
+
+  const memory = resolveMemory(user.memory);
+  const redis = resolveRedis(user.redis, env);
+
+  if (failover && provider !== 'redis') {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "failover": true needs provider 'redis' (got provider '${provider}'). ` +
+        `Failover puts Redis in front of an in-memory fallback; set provider: 'redis' and redis: { url }.`,
+    );
+  }
+  if (user.adapter !== undefined && !isAdapter(user.adapter)) {
+    throw invalid(
+      'adapter',
+      user.adapter,
+      'an object with get, set, delete, has, clear and deleteByPrefix methods',
+    );
+  }
+
+  return {
+    enabled,
+    provider,
+    ttl,
+    namespace,
+    redis,
+    failover,
+    memory,
+    strict,
+    adapter: user.adapter,
+  };
+}
+
+/** Throws {@link CacheConfigError} unless `ttl` is a finite number of seconds >= 0. */
+export function assertTtl(ttl: unknown, option: string): asserts ttl is number {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+    throw invalid(option, ttl, 'a finite number of seconds >= 0 (0 = never expires)');
+  }
+}
+
+function resolveMemory(memory: CacheModuleOptions['memory']): ResolvedCacheOptions['memory'] {
+  if (memory === undefined) {
+    return { maxEntries: DEFAULTS.maxEntries, sweepInterval: DEFAULTS.sweepInterval };
+  }
+  if (memory === null || typeof memory !== 'object') throw invalid('memory', memory, 'an object');
+  const maxEntries = memory.maxEntries ?? DEFAULTS.maxEntries;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+    throw invalid('memory.maxEntries', maxEntries, 'a whole number >= 1');
+  }
+  const sweepInterval = memory.sweepInterval ?? DEFAULTS.sweepInterval;
+  if (typeof sweepInterval !== 'number' || !Number.isFinite(sweepInterval) || sweepInterval < 0) {
+    throw invalid('memory.sweepInterval', sweepInterval, 'a number of seconds >= 0 (0 = no sweep)');
+  }
+  return { maxEntries, sweepInterval };
+}
+
+function resolveRedis(redis: CacheRedisOptions | undefined, env: Env): CacheRedisOptions {
+  if (redis !== undefined && (redis === null || typeof redis !== 'object')) {
+    throw invalid(
+      'redis',
+      redis,
+      'an object ({ url }, ioredis options, { cluster }, { sentinels, name } or { client })',
+    );
+  }
+  if (redis && ('client' in redis || 'cluster' in redis)) {
+    if ('cluster' in redis && (!Array.isArray(redis.cluster) || redis.cluster.length === 0)) {
+      throw invalid('redis.cluster', redis.cluster, 'a non-empty array of { host, port } nodes');
+    }
+    return redis;
+  }
+  const explicitUrl = redis?.url;
+  const hasConnectionFields =
+    redis !== undefined &&
+    ('host' in redis || 'port' in redis || 'sentinels' in redis || 'path' in redis);
+  const url =
+    explicitUrl ?? (hasConnectionFields ? undefined : (env.CACHE_REDIS_URL ?? DEFAULTS.redisUrl));
+  if (url !== undefined) {
+    const option = explicitUrl !== undefined ? 'redis.url' : 'CACHE_REDIS_URL';
+    assertRedisUrl(url, option);
+    return { ...redis, url };
+  }
+  return { ...redis };
+}
+
+function assertRedisUrl(url: unknown, option: string): void {
+  if (typeof url !== 'string') throw invalid(option, url, 'a redis:// or rediss:// URL string');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} is not a valid URL ` +
+        `(expected redis://[user:password@]host[:port][/db] or rediss://...).`,
+    );
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} must use redis:// or rediss://.`,
+    );
+  }
+  if (!parsed.hostname) {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} has no host.`,
+    );
+  }
+  const db = parsed.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} has database "${db}"; ` +
+        `the path must be a database number such as /0.`,
+    );
+  }
+}
+
+function pick<T>(
+  explicit: T | undefined,
+  env: Env,
+  variable: string,
+  option: string,
+  parse: (raw: string, variable: string) => unknown,
+  fallback: T,
+): T {
+  if (explicit !== undefined) return explicit;
+  const raw = env[variable];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  return parse(raw.trim(), variable) as T;
+}
+
+function parseBoolean(raw: string, variable: string): boolean {
+  const value = raw.toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new CacheConfigError(
+    `Invalid environment variable ${variable}=${JSON.stringify(raw)}: expected true/false (or 1/0, yes/no, on/off).`,
+  );
+}
+
+function parseNumber(raw: string, variable: string): number {
+  const value = Number(raw);
+  if (!Number.isFinite(value)) {
+    throw new CacheConfigError(
+      `Invalid environment variable ${variable}=${JSON.stringify(raw)}: expected a number of seconds.`,
+    );
+  }
+  return value;
+}
+
+function isAdapter(value: unknown): value is CacheAdapter {
+  if (value === null || typeof value !== 'object') return false;
+  const candidate = value as Record<string, unknown>;
+  return ['get', 'set', 'delete', 'has', 'clear', 'deleteByPrefix'].every(
+    (method) => typeof candidate[method] === 'function',
+  );
+}
+
+function invalid(option: string, value: unknown, expected: string): CacheConfigError {
+  return new CacheConfigError(
+    `Invalid CacheModule option "${option}": ${describe(value)} (expected ${expected}).`,
+  );
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value));
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'object' && value !== null)
+    return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}

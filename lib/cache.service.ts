@@ -1,0 +1,253 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from './cache.constants';
+import { CacheArgumentError, CacheKeyError } from './cache.errors';
+import type { ResolvedCacheOptions } from './cache-options.resolver';
+import { CacheAdapter } from './interfaces/cache-adapter.interface';
+import { RateLimitedLogger } from './utils/rate-limited-logger';
+import { assertSerializable } from './utils/serializable';
+
+/** Options of {@link CacheService.wrap} beyond the TTL. */
+export interface WrapOptions<T> {
+  /** Seconds to keep the loaded value; defaults to the module's `ttl`. `0` never expires. */
+  ttl?: number;
+  /** When it returns `true` for the loaded value, the value is returned but not stored. */
+  unless?: (value: T) => boolean;
+}
+
+interface Flight {
+  readonly promise: Promise<unknown>;
+  /** Set when the key was written, deleted or cleared while the load ran: its result is stale. */
+  superseded: boolean;
+}
+
+/**
+ * The cache API application code injects. Every method goes through the configured
+ * {@link CacheAdapter}; TTLs are in seconds.
+ *
+ * A cache outage never fails the caller: backend errors are logged (rate-limited) and
+ * `get`/`has` answer as a miss, writes and deletes do nothing, `wrap` calls the loader.
+ * Programming errors (an empty key, a value that is not JSON-compatible) do throw.
+ *
+ * @example
+ * ```ts
+ * constructor(private readonly cache: CacheService) {}
+ * const user = await this.cache.wrap(`user:${id}`, () => this.users.find(id), 60);
+ * ```
+ */
+@Injectable()
+export class CacheService {
+  private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  private readonly flights = new Map<string, Flight>();
+
+  constructor(
+    @Inject(CacheAdapter) private readonly adapter: CacheAdapter,
+    @Inject(CACHE_MODULE_OPTIONS) private readonly options: ResolvedCacheOptions,
+  ) {}
+
+  /** `false` when caching is switched off (`enabled: false`). */
+  get enabled(): boolean {
+    return this.options.enabled;
+  }
+
+  /** The default TTL in seconds. */
+  get defaultTtl(): number {
+    return this.options.ttl;
+  }
+
+  /** The namespace every key of this application is written under. */
+  get namespace(): string {
+    return this.options.namespace;
+  }
+
+  /**
+   * Resolves the cached value, or `undefined` on a miss. A cached `null`, `0`, `''` or
+   * `false` is a hit and comes back as itself.
+   */
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    assertKey(key);
+    if (!this.options.enabled) return undefined;
+    try {
+      return await this.adapter.get<T>(key);
+    } catch (error) {
+      this.backendFailed('GET', key, error);
+      return undefined;
+    }
+  }
+
+  /**
+   * Stores `value` under `key` for `ttl` seconds (default: the module's `ttl`; `0` never
+   * expires). Rejects with `CacheSerializationError` if the value is not JSON-compatible, in
+   * which case the previous entry is untouched.
+   */
+  async set(key: string, value: unknown, ttl?: number): Promise<void> {
+    assertKey(key);
+    const seconds = this.ttlOf(ttl);
+    assertSerializable(value, key);
+    if (!this.options.enabled) return;
+    this.supersede(key, true);
+    try {
+      await this.adapter.set(key, value, seconds);
+    } catch (error) {
+      this.backendFailed('SET', key, error);
+    }
+  }
+
+  /** Deletes `key`; resolves `true` if it existed. */
+  async delete(key: string): Promise<boolean> {
+    assertKey(key);
+    if (!this.options.enabled) return false;
+    this.supersede(key, true);
+    try {
+      return await this.adapter.delete(key);
+    } catch (error) {
+      this.backendFailed('DELETE', key, error);
+      return false;
+    }
+  }
+
+  /** Resolves `true` if `key` holds an unexpired entry. */
+  async has(key: string): Promise<boolean> {
+    assertKey(key);
+    if (!this.options.enabled) return false;
+    try {
+      return await this.adapter.has(key);
+    } catch (error) {
+      this.backendFailed('HAS', key, error);
+      return false;
+    }
+  }
+
+  /** Deletes every entry of this application's namespace (never the whole Redis database). */
+  async clear(): Promise<void> {
+    if (!this.options.enabled) return;
+    this.supersede('', false);
+    try {
+      await this.adapter.clear();
+    } catch (error) {
+      this.backendFailed('CLEAR', '*', error);
+    }
+  }
+
+  /**
+   * Deletes every entry whose key starts with `prefix` (taken literally: `*`, `?` and `[`
+   * match only themselves); resolves how many were deleted.
+   */
+  async deleteByPrefix(prefix: string): Promise<number> {
+    if (typeof prefix !== 'string') {
+      throw new CacheKeyError(`deleteByPrefix needs a string prefix, got ${typeof prefix}.`);
+    }
+    if (!this.options.enabled) return 0;
+    this.supersede(prefix, false);
+    try {
+      return await this.adapter.deleteByPrefix(prefix);
+    } catch (error) {
+      this.backendFailed('DELETE_BY_PREFIX', `${prefix}*`, error);
+      return 0;
+    }
+  }
+
+  /**
+   * Get-or-load: resolves the cached value of `key`, or runs `loader`, stores its result and
+   * resolves it. Concurrent misses on one key share a single `loader` call. If the loader
+   * throws, every waiter rejects with its error and nothing is cached. If the key is written,
+   * deleted or cleared while the loader runs, its (now stale) result is returned to the
+   * waiters but not stored.
+   *
+   * @param ttl seconds, or {@link WrapOptions}; defaults to the module's `ttl`.
+   */
+  async wrap<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl?: number | WrapOptions<T>,
+  ): Promise<T> {
+    assertKey(key);
+    const options: WrapOptions<T> = typeof ttl === 'object' && ttl !== null ? ttl : { ttl };
+    const seconds = this.ttlOf(options.ttl);
+    if (!this.options.enabled) return loader();
+
+    const inFlight = this.flights.get(key);
+    if (inFlight) return inFlight.promise as Promise<T>;
+
+    const cached = await this.get<T>(key);
+    if (cached !== undefined) return cached;
+
+    // A concurrent caller may have started the load while we awaited the read.
+    const raced = this.flights.get(key);
+    if (raced) return raced.promise as Promise<T>;
+
+    const flight: Flight = { promise: undefined as unknown as Promise<unknown>, superseded: false };
+    const promise = this.load(key, loader, seconds, options.unless, flight);
+    (flight as { promise: Promise<unknown> }).promise = promise;
+    this.flights.set(key, flight);
+    return promise;
+  }
+
+  private async load<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl: number,
+    unless: ((value: T) => boolean) | undefined,
+    flight: Flight,
+  ): Promise<T> {
+    try {
+      const value = await loader();
+      if (!flight.superseded && value !== undefined && !unless?.(value)) {
+        try {
+          assertSerializable(value, key);
+          await this.adapter.set(key, value, ttl);
+        } catch (error) {
+          // The loader's value is still good: return it uncached rather than fail the caller.
+          this.backendFailed('SET', key, error);
+        }
+      }
+      return value;
+    } finally {
+      if (this.flights.get(key) === flight) this.flights.delete(key);
+    }
+  }
+
+  /** Marks loads of `key` (or of every key under it) as stale; new callers start afresh. */
+  private supersede(key: string, exact: boolean): void {
+    if (this.flights.size === 0) return;
+    if (exact) {
+      const flight = this.flights.get(key);
+      if (flight) {
+        flight.superseded = true;
+        this.flights.delete(key);
+      }
+      return;
+    }
+    for (const [candidate, flight] of this.flights) {
+      if (candidate.startsWith(key)) {
+        flight.superseded = true;
+        this.flights.delete(candidate);
+      }
+    }
+  }
+
+  private ttlOf(ttl: number | undefined): number {
+    if (ttl === undefined) return this.options.ttl;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+      throw new CacheArgumentError(
+        `Invalid ttl ${String(ttl)}: expected a finite number of seconds >= 0 (0 = never expires).`,
+      );
+    }
+    return ttl;
+  }
+
+  private backendFailed(operation: string, key: string, error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.log.warn(
+      `backend:${operation}`,
+      `Cache ${operation} '${key}' failed, calling through: ${reason}`,
+    );
+  }
+}
+
+function assertKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new CacheKeyError(
+      `Cache keys must be non-empty strings, got ${key === '' ? 'an empty string' : typeof key}.`,
+    );
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The port every cache backend implements. The built-in adapters are
+ * {@link MemoryCacheAdapter}, {@link RedisCacheAdapter} and {@link FailoverCacheAdapter};
+ * pass your own through the `adapter` option or override the {@link CacheAdapter} provider.
+ *
+ * Keys arrive exactly as the application wrote them; an adapter that shares its store with
+ * other applications is responsible for its own namespacing. TTLs are in seconds, `0`
+ * meaning "never expires". `get` resolves `undefined` on a miss and must be able to return
+ * a stored `null`, `0`, `''` or `false`.
+ *
+ * Adapters are Nest providers, so `onModuleInit` / `onApplicationShutdown` (when present)
+ * are called by Nest at startup and shutdown.
+ *
+ * @example
+ * ```ts
+ * class MyAdapter implements CacheAdapter { ... }
+ * CacheModule.forRoot({ adapter: new MyAdapter() });
+ * ```
+ */
+export interface CacheAdapter {
+  /** Resolves the stored value, or `undefined` on a miss or an expired entry. */
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  /** Stores `value` under `key` for `ttl` seconds (`0`: no expiry). */
+  set(key: string, value: unknown, ttl: number): Promise<void>;
+  /** Deletes `key`; resolves `true` if it existed. */
+  delete(key: string): Promise<boolean>;
+  /** Resolves `true` if `key` is present and not expired. */
+  has(key: string): Promise<boolean>;
+  /** Deletes every entry this adapter owns (its namespace only for shared stores). */
+  clear(): Promise<void>;
+  /** Deletes every entry whose key starts with `prefix`, literally; resolves how many. */
+  deleteByPrefix(prefix: string): Promise<number>;
+  /** Optional start hook (connect, start timers). Called by Nest. */
+  onModuleInit?(): Promise<void> | void;
+  /** Optional stop hook (close connections, stop timers). Called by Nest. */
+  onApplicationShutdown?(signal?: string): Promise<void> | void;
+}
+
+/**
+ * Injection token of the active {@link CacheAdapter} (throttler's `ThrottlerStorage` pattern:
+ * the interface and its token share one name).
+ *
+ * @example
+ * ```ts
+ * constructor(@Inject(CacheAdapter) private readonly adapter: CacheAdapter) {}
+ * ```
+ */
+export const CacheAdapter = Symbol('CACHEKIT:ADAPTER');

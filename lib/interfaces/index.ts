@@ -1,0 +1,2 @@
+export * from './cache-adapter.interface';
+export * from './cache-module-options.interface';

@@ -1,0 +1,3 @@
+import { describeCacheContract } from './cache-contract';
+
+describeCacheContract('memory', () => ({ provider: 'memory' }));
