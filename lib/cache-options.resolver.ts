@@ -1,6 +1,9 @@
 import { CacheConfigError } from './cache.errors';
 import type { CacheAdapter } from './interfaces/cache-adapter.interface';
+import type { CacheInvalidationOptions } from './invalidation/interfaces/cache-invalidation-options.interface';
+import { FAILOVER_DEFAULTS } from './adapters/failover.adapter';
 import type {
+  CacheFailoverOptions,
   CacheModuleOptions,
   CacheProvider,
   CacheRedisOptions,
@@ -14,10 +17,13 @@ export interface ResolvedCacheOptions {
   readonly ttl: number;
   readonly namespace: string;
   readonly redis: CacheRedisOptions;
-  readonly failover: boolean;
+  /** `false`, or the failover tuning with every default filled in. */
+  readonly failover: false | Readonly<Required<CacheFailoverOptions>>;
   readonly memory: { readonly maxEntries: number; readonly sweepInterval: number };
   readonly strict: boolean;
   readonly adapter?: CacheAdapter;
+  /** Dispatchers and event sources of invalidation rules (see `CacheInvalidationOptions`). */
+  readonly invalidation: CacheInvalidationOptions;
 }
 
 const DEFAULTS = {
@@ -43,6 +49,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'memory',
   'strict',
   'adapter',
+  'invalidation',
 ]);
 
 type Env = Record<string, string | undefined>;
@@ -86,11 +93,15 @@ export function resolveCacheOptions(
     DEFAULTS.provider,
   );
   if (provider !== 'memory' && provider !== 'redis') {
-    throw invalid('provider', provider, "'memory' or 'redis'");
+    throw invalid(
+      source('provider', user.provider, 'CACHE_PROVIDER'),
+      provider,
+      "'memory' or 'redis'",
+    );
   }
 
   const ttl = pick(user.ttl, env, 'CACHE_TTL', 'ttl', parseNumber, DEFAULTS.ttl);
-  assertTtl(ttl, 'ttl');
+  assertTtl(ttl, source('ttl', user.ttl, 'CACHE_TTL'));
 
   const namespace = pick(
     user.namespace,
@@ -101,20 +112,24 @@ export function resolveCacheOptions(
     DEFAULTS.namespace,
   );
   if (typeof namespace !== 'string' || namespace.length === 0) {
-    throw invalid('namespace', namespace, 'a non-empty string');
+    throw invalid(
+      source('namespace', user.namespace, 'CACHE_NAMESPACE'),
+      namespace,
+      'a non-empty string',
+    );
   }
 
-  const failover = user.failover ?? DEFAULTS.failover;
-  if (typeof failover !== 'boolean') throw invalid('failover', failover, 'a boolean');
+  const failover = resolveFailover(user.failover ?? DEFAULTS.failover);
   const strict = user.strict ?? DEFAULTS.strict;
   if (typeof strict !== 'boolean') throw invalid('strict', strict, 'a boolean');
 
   const memory = resolveMemory(user.memory);
-  const redis = resolveRedis(user.redis, env);
+  // The Redis settings (and CACHE_REDIS_URL) only matter, and are only checked, when used.
+  const redis = provider === 'redis' ? resolveRedis(user.redis, env) : (user.redis ?? {});
 
   if (failover && provider !== 'redis') {
     throw new CacheConfigError(
-      `Invalid CacheModule option "failover": true needs provider 'redis' (got provider '${provider}'). ` +
+      `Invalid CacheModule option "failover": ${user.failover === true ? 'true' : '{ ... }'} needs provider 'redis' (got provider '${provider}'). ` +
         `Failover puts Redis in front of an in-memory fallback; set provider: 'redis' and redis: { url }.`,
     );
   }
@@ -136,6 +151,7 @@ export function resolveCacheOptions(
     memory,
     strict,
     adapter: user.adapter,
+    invalidation: resolveInvalidation(user.invalidation),
   };
 }
 
@@ -144,6 +160,45 @@ export function assertTtl(ttl: unknown, option: string): asserts ttl is number {
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
     throw invalid(option, ttl, 'a finite number of seconds >= 0 (0 = never expires)');
   }
+}
+
+const FAILOVER_FIELDS = new Set(Object.keys(FAILOVER_DEFAULTS));
+
+function resolveFailover(failover: unknown): ResolvedCacheOptions['failover'] {
+  if (failover === false) return false;
+  if (failover === true) return { ...FAILOVER_DEFAULTS };
+  if (failover === null || typeof failover !== 'object' || Array.isArray(failover)) {
+    throw invalid(
+      'failover',
+      failover,
+      'true, false or { failureThreshold, cooldown, timeout, maxTrackedKeys }',
+    );
+  }
+  for (const name of Object.keys(failover)) {
+    if (!FAILOVER_FIELDS.has(name)) {
+      throw new CacheConfigError(
+        `Unknown CacheModule option "failover.${name}". Known: ${[...FAILOVER_FIELDS].join(', ')}.`,
+      );
+    }
+  }
+  const given = failover as CacheFailoverOptions;
+  const failureThreshold = given.failureThreshold ?? FAILOVER_DEFAULTS.failureThreshold;
+  if (!Number.isInteger(failureThreshold) || failureThreshold < 1) {
+    throw invalid('failover.failureThreshold', failureThreshold, 'a whole number >= 1');
+  }
+  const cooldown = given.cooldown ?? FAILOVER_DEFAULTS.cooldown;
+  if (typeof cooldown !== 'number' || !Number.isFinite(cooldown) || cooldown <= 0) {
+    throw invalid('failover.cooldown', cooldown, 'a number of seconds > 0');
+  }
+  const timeout = given.timeout ?? FAILOVER_DEFAULTS.timeout;
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
+    throw invalid('failover.timeout', timeout, 'a number of seconds >= 0 (0 = no timeout)');
+  }
+  const maxTrackedKeys = given.maxTrackedKeys ?? FAILOVER_DEFAULTS.maxTrackedKeys;
+  if (!Number.isInteger(maxTrackedKeys) || maxTrackedKeys < 1) {
+    throw invalid('failover.maxTrackedKeys', maxTrackedKeys, 'a whole number >= 1');
+  }
+  return { failureThreshold, cooldown, timeout, maxTrackedKeys };
 }
 
 function resolveMemory(memory: CacheModuleOptions['memory']): ResolvedCacheOptions['memory'] {
@@ -220,6 +275,11 @@ function assertRedisUrl(url: unknown, option: string): void {
   }
 }
 
+/** Names where a value came from: the option, or the environment variable that supplied it. */
+function source(option: string, explicit: unknown, variable: string): string {
+  return explicit === undefined ? `${option} (from ${variable})` : option;
+}
+
 function pick<T>(
   explicit: T | undefined,
   env: Env,
@@ -274,4 +334,30 @@ function describe(value: unknown): string {
   if (typeof value === 'object' && value !== null)
     return Array.isArray(value) ? 'an array' : 'an object';
   return String(value);
+}
+
+function resolveInvalidation(invalidation: unknown): CacheInvalidationOptions {
+  if (invalidation === undefined) return {};
+  if (invalidation === null || typeof invalidation !== 'object' || Array.isArray(invalidation)) {
+    throw invalid('invalidation', invalidation, 'an object such as { dispatchers: { ... } }');
+  }
+  const { dispatchers, eventEmitter } = invalidation as CacheInvalidationOptions;
+  if (dispatchers !== undefined) {
+    if (dispatchers === null || typeof dispatchers !== 'object' || Array.isArray(dispatchers)) {
+      throw invalid('invalidation.dispatchers', dispatchers, 'an object of dispatchers by name');
+    }
+    for (const [name, dispatcher] of Object.entries(dispatchers)) {
+      if (typeof (dispatcher as { dispatch?: unknown } | null)?.dispatch !== 'function') {
+        throw invalid(
+          `invalidation.dispatchers.${name}`,
+          dispatcher,
+          'an InvalidationDispatcher (an object with a dispatch(job, execute) method)',
+        );
+      }
+    }
+  }
+  if (eventEmitter !== undefined && typeof eventEmitter !== 'boolean') {
+    throw invalid('invalidation.eventEmitter', eventEmitter, 'a boolean');
+  }
+  return invalidation;
 }

@@ -6,3 +6,18 @@ export const CACHE_USER_OPTIONS = 'CACHEKIT:USER_OPTIONS';
 
 /** Logger context used by every log line this module writes. */
 export const CACHE_LOGGER_CONTEXT = 'CacheModule';
+
+/** Metadata on a decorated method: its `@Cacheable` / `@CachePut` / `@CacheEvict` declarations. */
+export const CACHE_OPERATIONS_METADATA = 'CACHEKIT:OPERATIONS';
+
+/** Metadata on a class: names of its methods that carry cache operations (read by the explorer). */
+export const CACHE_CLASS_METADATA = 'CACHEKIT:CACHED_METHODS';
+
+/** Metadata of `@CacheKey` (handler or controller): the interceptor's key. */
+export const CACHE_KEY_METADATA = 'CACHEKIT:CACHE_KEY';
+
+/** Metadata of `@CacheTTL` (handler or controller): the interceptor's TTL in seconds. */
+export const CACHE_TTL_METADATA = 'CACHEKIT:CACHE_TTL';
+
+/** Metadata of `@CachePerUser` (handler or controller): responses are cached per user. */
+export const CACHE_PER_USER_METADATA = 'CACHEKIT:CACHE_PER_USER';

@@ -1,9 +1,13 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import type { DynamicModule, Provider } from '@nestjs/common';
 import { createCacheAdapter } from './adapters/create-adapter';
 import { CACHE_MODULE_OPTIONS, CACHE_USER_OPTIONS } from './cache.constants';
 import { resolveCacheOptions, type ResolvedCacheOptions } from './cache-options.resolver';
 import { CacheService } from './cache.service';
+import { CacheExplorer } from './cache.explorer';
+import { CacheMetadataAccessor } from './cache-metadata.accessor';
+import { CacheInvalidator } from './invalidation/cache-invalidator.service';
 import { CacheAdapter } from './interfaces/cache-adapter.interface';
 import type {
   CacheModuleAsyncOptions,
@@ -33,6 +37,7 @@ export class CacheModule {
     return {
       module: CacheModule,
       global: options.isGlobal ?? false,
+      imports: [DiscoveryModule],
       providers: [
         { provide: CACHE_USER_OPTIONS, useValue: options },
         ...CacheModule.coreProviders(),
@@ -50,7 +55,7 @@ export class CacheModule {
     return {
       module: CacheModule,
       global: options.isGlobal ?? false,
-      imports: options.imports ?? [],
+      imports: [...(options.imports ?? []), DiscoveryModule],
       providers: [
         ...CacheModule.asyncOptionsProviders(options),
         ...(options.extraProviders ?? []),
@@ -60,7 +65,12 @@ export class CacheModule {
     };
   }
 
-  private static readonly exported = [CacheService, CacheAdapter, CACHE_MODULE_OPTIONS];
+  private static readonly exported = [
+    CacheService,
+    CacheAdapter,
+    CACHE_MODULE_OPTIONS,
+    CacheInvalidator,
+  ];
 
   private static coreProviders(): Provider[] {
     return [
@@ -75,6 +85,9 @@ export class CacheModule {
         inject: [CACHE_MODULE_OPTIONS],
       },
       CacheService,
+      CacheInvalidator,
+      CacheMetadataAccessor,
+      CacheExplorer,
     ];
   }
 

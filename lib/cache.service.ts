@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from './cache.constants';
 import { CacheArgumentError, CacheKeyError } from './cache.errors';
 import type { ResolvedCacheOptions } from './cache-options.resolver';
@@ -13,6 +14,18 @@ export interface WrapOptions<T> {
   /** When it returns `true` for the loaded value, the value is returned but not stored. */
   unless?: (value: T) => boolean;
 }
+
+/**
+ * How {@link CacheService.wrap} answered: `hit` from the cache, `miss` by running the loader,
+ * `shared` by joining a load another caller started, `disabled` by calling through.
+ */
+export type WrapStatus = 'hit' | 'miss' | 'shared' | 'disabled';
+
+/**
+ * Internal: `wrap` that also says how it answered (the decorators and the interceptor report
+ * it as `X-Cache`). A symbol, so it stays off the public API.
+ */
+export const WRAP_WITH_STATUS: unique symbol = Symbol('cachekit:wrap-with-status');
 
 interface Flight {
   readonly promise: Promise<unknown>;
@@ -38,6 +51,8 @@ interface Flight {
 export class CacheService {
   private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
   private readonly flights = new Map<string, Flight>();
+  /** Keys whose loader is running in the current async context (see `wrap`). */
+  private readonly loading = new AsyncLocalStorage<ReadonlySet<string>>();
 
   constructor(
     @Inject(CacheAdapter) private readonly adapter: CacheAdapter,
@@ -147,6 +162,38 @@ export class CacheService {
   }
 
   /**
+   * Deletes `keys` and every entry under `prefixes` (taken literally, like
+   * {@link deleteByPrefix}), superseding loads in flight for them as {@link delete} does — but
+   * rejects when the backend fails instead of logging, so a caller that can retry (a durable
+   * invalidation job) knows to. Resolves how many entries were deleted.
+   *
+   * @example
+   * ```ts
+   * await cache.invalidate({ keys: ['users:userId=42:v=1'], prefixes: ['orders:tenantId=7:'] });
+   * ```
+   */
+  async invalidate(target: {
+    keys?: readonly string[];
+    prefixes?: readonly string[];
+  }): Promise<number> {
+    const keys = target.keys ?? [];
+    const prefixes = target.prefixes ?? [];
+    keys.forEach((key) => assertKey(key));
+    for (const prefix of prefixes) {
+      if (typeof prefix !== 'string') {
+        throw new CacheKeyError(`invalidate needs string prefixes, got ${typeof prefix}.`);
+      }
+    }
+    if (!this.options.enabled) return 0;
+    for (const key of keys) this.supersede(key, true);
+    for (const prefix of prefixes) this.supersede(prefix, false);
+    let deleted = 0;
+    for (const key of keys) if (await this.adapter.delete(key)) deleted++;
+    for (const prefix of prefixes) deleted += await this.adapter.deleteByPrefix(prefix);
+    return deleted;
+  }
+
+  /**
    * Get-or-load: resolves the cached value of `key`, or runs `loader`, stores its result and
    * resolves it. Concurrent misses on one key share a single `loader` call. If the loader
    * throws, every waiter rejects with its error and nothing is cached. If the key is written,
@@ -160,26 +207,38 @@ export class CacheService {
     loader: () => T | Promise<T>,
     ttl?: number | WrapOptions<T>,
   ): Promise<T> {
+    return (await this[WRAP_WITH_STATUS](key, loader, ttl)).value;
+  }
+
+  /** @internal {@link wrap}, also resolving how it answered. */
+  async [WRAP_WITH_STATUS]<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl?: number | WrapOptions<T>,
+  ): Promise<{ value: T; status: WrapStatus }> {
     assertKey(key);
     const options: WrapOptions<T> = typeof ttl === 'object' && ttl !== null ? ttl : { ttl };
     const seconds = this.ttlOf(options.ttl);
-    if (!this.options.enabled) return loader();
+    if (!this.options.enabled) return { value: await loader(), status: 'disabled' };
+    // A loader that wraps its own key again (two layers cached under one key, an interceptor
+    // applied twice) would wait for itself: let the inner call through; the outer stores.
+    if (this.loading.getStore()?.has(key)) return { value: await loader(), status: 'miss' };
 
     const inFlight = this.flights.get(key);
-    if (inFlight) return inFlight.promise as Promise<T>;
+    if (inFlight) return { value: (await inFlight.promise) as T, status: 'shared' };
 
     const cached = await this.get<T>(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return { value: cached, status: 'hit' };
 
     // A concurrent caller may have started the load while we awaited the read.
     const raced = this.flights.get(key);
-    if (raced) return raced.promise as Promise<T>;
+    if (raced) return { value: (await raced.promise) as T, status: 'shared' };
 
     const flight: Flight = { promise: undefined as unknown as Promise<unknown>, superseded: false };
     const promise = this.load(key, loader, seconds, options.unless, flight);
     (flight as { promise: Promise<unknown> }).promise = promise;
     this.flights.set(key, flight);
-    return promise;
+    return { value: await promise, status: 'miss' };
   }
 
   private async load<T>(
@@ -190,7 +249,7 @@ export class CacheService {
     flight: Flight,
   ): Promise<T> {
     try {
-      const value = await loader();
+      const value = await this.loading.run(new Set(this.loading.getStore()).add(key), loader);
       if (!flight.superseded && value !== undefined && !unless?.(value)) {
         try {
           assertSerializable(value, key);

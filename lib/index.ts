@@ -12,3 +12,10 @@ export {
 } from './cache.errors';
 export type { ResolvedCacheOptions } from './cache-options.resolver';
 export * from './interfaces';
+export * from './invalidation';
+export * from './keys';
+export * from './decorators';
+export * from './interceptors';
+export { CacheMetadataAccessor } from './cache-metadata.accessor';
+export type { WrapStatus } from './cache.service';
+export type { ParameterDefault, ParameterInfo } from './keys/parameter-names';

@@ -1,5 +1,6 @@
 import type { ResolvedCacheOptions } from '../cache-options.resolver';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import { FailoverCacheAdapter } from './failover.adapter';
 import { MemoryCacheAdapter } from './memory.adapter';
 import { RedisCacheAdapter } from './redis.adapter';
 
@@ -12,6 +13,8 @@ export function createCacheAdapter(options: ResolvedCacheOptions): CacheAdapter 
     redis: options.redis,
     namespace: options.namespace,
     strict: options.strict,
+    behindFailover: options.failover !== false,
   });
+  if (options.failover) return new FailoverCacheAdapter(redis, memory(), options.failover);
   return redis;
 }

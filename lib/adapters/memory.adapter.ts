@@ -37,6 +37,10 @@ export class MemoryCacheAdapter implements CacheAdapter {
       allowStale: false,
       updateAgeOnGet: false,
       updateAgeOnHas: false,
+      // Read the clock through the global on each call (lru-cache captures `performance` at
+      // import), so fake timers in users' tests move TTLs too. +1: lru-cache reads a start
+      // time of 0 as "no TTL", and a faked clock starts at 0.
+      perf: { now: () => performance.now() + 1 },
     });
     this.sweepMs = (options.sweepInterval ?? 60) * 1000;
   }

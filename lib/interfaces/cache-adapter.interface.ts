@@ -30,6 +30,11 @@ export interface CacheAdapter {
   clear(): Promise<void>;
   /** Deletes every entry whose key starts with `prefix`, literally; resolves how many. */
   deleteByPrefix(prefix: string): Promise<number>;
+  /**
+   * Optional health check: resolves when the backend answers, rejects when it does not.
+   * {@link FailoverCacheAdapter} probes its primary with it (Redis: `PING`).
+   */
+  ping?(): Promise<unknown>;
   /** Optional start hook (connect, start timers). Called by Nest. */
   onModuleInit?(): Promise<void> | void;
   /** Optional stop hook (close connections, stop timers). Called by Nest. */

@@ -6,6 +6,7 @@ import type {
 } from '@nestjs/common';
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { CacheAdapter } from './cache-adapter.interface';
+import type { CacheInvalidationOptions } from '../invalidation/interfaces/cache-invalidation-options.interface';
 
 /** Which built-in backend stores the entries. */
 export type CacheProvider = 'memory' | 'redis';
@@ -46,6 +47,46 @@ export interface CacheMemoryOptions {
 }
 
 /**
+ * Tuning of the failover layer (`failover: { ... }`). Every field is optional.
+ *
+ * @example
+ * ```ts
+ * CacheModule.forRoot({
+ *   provider: 'redis',
+ *   redis: { url: 'redis://cache:6379' },
+ *   failover: { failureThreshold: 3, cooldown: 10 },
+ * });
+ * ```
+ */
+export interface CacheFailoverOptions {
+  /**
+   * Consecutive primary (Redis) failures that open the circuit: from then on the primary is
+   * skipped and every call is served by the in-memory fallback, at no cost per call.
+   * @default 5
+   */
+  failureThreshold?: number;
+  /**
+   * Seconds the circuit stays open before the primary is probed again (fractions allowed).
+   * @default 5
+   */
+  cooldown?: number;
+  /**
+   * Seconds a single primary call may take before it counts as failed and the fallback
+   * answers instead (fractions allowed; `0` disables this guard and relies on the client's
+   * own timeouts). Not applied to `clear` and `deleteByPrefix`, which scan.
+   * @default 0.5
+   */
+  timeout?: number;
+  /**
+   * Most keys remembered as written or deleted while the primary could not be trusted; they
+   * are deleted from the primary before reads return to it. Beyond this bound the whole
+   * namespace is cleared on recovery instead.
+   * @default 10000
+   */
+  maxTrackedKeys?: number;
+}
+
+/**
  * Options of {@link CacheModule.forRoot}. Every option may be omitted; explicit options win
  * over environment variables (`CACHE_ENABLED`, `CACHE_PROVIDER`, `CACHE_TTL`,
  * `CACHE_NAMESPACE`, `CACHE_REDIS_URL`), which win over the defaults.
@@ -83,10 +124,11 @@ export interface CacheModuleOptions {
   redis?: CacheRedisOptions;
   /**
    * With `provider: 'redis'`: Redis as primary with an in-memory fallback that keeps the
-   * application serving while Redis is unreachable.
+   * application serving while Redis is unreachable (see `FailoverCacheAdapter`). `true` uses
+   * the defaults of {@link CacheFailoverOptions}; an object tunes the circuit breaker.
    * @default false
    */
-  failover?: boolean;
+  failover?: boolean | CacheFailoverOptions;
   /** Bounds of the memory adapter (also used as the failover fallback). */
   memory?: CacheMemoryOptions;
   /**
@@ -97,6 +139,11 @@ export interface CacheModuleOptions {
   strict?: boolean;
   /** A custom backend used instead of the built-in ones. */
   adapter?: CacheAdapter;
+  /**
+   * Where invalidation rules run: extra dispatchers by name (`'inline'` and `'deferred'` are
+   * built in) and whether `@nestjs/event-emitter` events fire rules.
+   */
+  invalidation?: CacheInvalidationOptions;
 }
 
 /** Implemented by a class passed to `forRootAsync({ useClass })` or `useExisting`. */

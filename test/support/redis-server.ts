@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -40,13 +41,23 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     private readonly extraArgs: string[],
+    private readonly tls: TlsFiles | undefined,
   ) {}
 
-  /** Starts a server on a free port (or `port`) and waits until it answers PING. */
-  static async start(options: { port?: number; args?: string[] } = {}): Promise<RedisServer> {
+  /**
+   * Starts a server on a free port (or `port`) and waits until it answers PING. With `tls`,
+   * the port speaks TLS only (`rediss://`).
+   */
+  static async start(
+    options: { port?: number; args?: string[]; tls?: TlsFiles } = {},
+  ): Promise<RedisServer> {
     assertRedisInstalled();
     for (let attempt = 0; ; attempt++) {
-      const server = new RedisServer(options.port ?? (await freePort()), options.args ?? []);
+      const server = new RedisServer(
+        options.port ?? (await freePort()),
+        options.args ?? [],
+        options.tls,
+      );
       try {
         await server.boot();
         return server;
@@ -58,7 +69,7 @@ export class RedisServer {
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -73,7 +84,12 @@ export class RedisServer {
 
   /** Sends `command` through a raw RESP connection and resolves the raw reply text. */
   async command(...args: string[]): Promise<string> {
-    return rawCommand(this.port, args);
+    return rawCommand(this.port, args, 2000, this.tls !== undefined, this.password);
+  }
+
+  private get password(): string | undefined {
+    const index = this.extraArgs.indexOf('--requirepass');
+    return index >= 0 ? this.extraArgs[index + 1] : undefined;
   }
 
   /** SIGKILL: the process dies at once and loses its (in-memory) data. */
@@ -107,23 +123,21 @@ export class RedisServer {
   }
 
   private async boot(): Promise<void> {
-    const args = [
-      '--port',
-      String(this.port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      this.dir,
-      '--daemonize',
-      'no',
-      '--loglevel',
-      'warning',
-      ...this.extraArgs,
-    ];
+    const tls = this.tls;
+    const listen = tls
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-auth-clients', 'no'].concat([
+          '--tls-cert-file',
+          tls.cert,
+          '--tls-key-file',
+          tls.key,
+          '--tls-ca-cert-file',
+          tls.ca,
+        ])
+      : ['--port', String(this.port)];
+    const args = listen.concat(
+      ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      ['--daemonize', 'no', '--loglevel', 'warning', ...this.extraArgs],
+    );
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let output = '';
@@ -135,7 +149,8 @@ export class RedisServer {
         throw new Error(`redis-server on port ${this.port} exited at startup: ${output.trim()}`);
       }
       try {
-        if ((await rawCommand(this.port, ['PING'])).startsWith('+PONG')) return;
+        const reply = await this.command('PING');
+        if (reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')) return;
       } catch {
         // not listening yet
       }
@@ -155,28 +170,112 @@ export class RedisServer {
   }
 }
 
+/** Certificate files for a TLS test server (see `makeTlsFiles`). */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
 /** One RESP command over a fresh socket; resolves the first reply chunk as text. */
-export function rawCommand(port: number, args: string[], timeoutMs = 2000): Promise<string> {
+export function rawCommand(
+  port: number,
+  args: string[],
+  timeoutMs = 2000,
+  tls = false,
+  password?: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = new Socket();
+    const socket = tls
+      ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+      : new Socket();
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`redis on port ${port} did not answer ${args[0]} in ${timeoutMs} ms`));
     }, timeoutMs);
-    let reply = '';
-    socket.on('data', (chunk) => {
-      reply += chunk.toString();
-      clearTimeout(timer);
-      socket.end();
-      resolve(reply);
-    });
-    socket.on('error', (error) => {
+    socket.on('error', (error: Error) => {
       clearTimeout(timer);
       reject(error);
     });
-    socket.connect(port, '127.0.0.1', () => {
-      const body = args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
-      socket.write(`*${args.length}\r\n${body}`);
-    });
+    const send = () => {
+      // With a password, AUTH goes first and only the reply to `args` is kept.
+      const commands = password ? [['AUTH', password], args] : [args];
+      let skip = commands.length - 1;
+      socket.on('data', (chunk: Buffer) => {
+        const text = chunk.toString();
+        if (skip > 0) {
+          const lines = text.split('\r\n');
+          skip--;
+          if (lines.length > 2 && lines[1] !== '') return settle(lines.slice(1).join('\r\n'));
+          return;
+        }
+        settle(text);
+      });
+      for (const command of commands) {
+        const body = command.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
+        socket.write(`*${command.length}\r\n${body}`);
+      }
+    };
+    const settle = (text: string) => {
+      clearTimeout(timer);
+      socket.end();
+      resolve(text);
+    };
+    if (tls) socket.once('secureConnect', send);
+    else socket.connect(port, '127.0.0.1', send);
   });
+}
+
+/** Generates a throw-away self-signed CA and server certificate for 127.0.0.1 with openssl. */
+export function makeTlsFiles(dir: string): TlsFiles {
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  const run = (args: string[]) => {
+    const result = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`openssl ${args[0]} failed: ${result.stderr}`);
+  };
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=cachekit-test-ca',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+  ]);
+  run([
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+  ]);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '1',
+    '-out',
+    'server.crt',
+    '-extfile',
+    'san.ext',
+  ]);
+  return { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), ca: join(dir, 'ca.crt') };
 }

@@ -1,0 +1,94 @@
+/** What an {@link OutageJournal} held at one moment; handed back to `settle` once applied. */
+export interface OutageJournalSnapshot {
+  /** The whole namespace must be cleared (a `clear()`, or more keys than the journal keeps). */
+  readonly all: boolean;
+  /** Prefixes passed to `deleteByPrefix`. */
+  readonly prefixes: readonly string[];
+  /** Keys written or deleted. */
+  readonly keys: readonly string[];
+}
+
+/**
+ * The keys (and prefixes, and namespace clears) changed while the primary cache could not be
+ * trusted: skipped because the circuit was open, or a write whose outcome is unknown because
+ * the call failed or timed out. Until the change has been applied to the primary (the key
+ * deleted there), the primary may hold a stale value for it, so reads of a covered key must
+ * not go to the primary.
+ *
+ * Bounded: beyond `maxKeys` keys (or `maxPrefixes` prefixes) the journal collapses into "clear
+ * the whole namespace", which covers everything.
+ */
+export class OutageJournal {
+  private clearAll = false;
+  private readonly prefixes = new Set<string>();
+  private readonly keys = new Set<string>();
+
+  constructor(
+    private readonly maxKeys: number,
+    private readonly onOverflow: (what: string) => void = () => undefined,
+    private readonly maxPrefixes = 100,
+  ) {}
+
+  /** `true` when nothing is waiting to be applied to the primary. */
+  get empty(): boolean {
+    return !this.clearAll && this.prefixes.size === 0 && this.keys.size === 0;
+  }
+
+  /** `true` when the whole namespace is to be cleared. */
+  get clearsAll(): boolean {
+    return this.clearAll;
+  }
+
+  /** Number of keys and prefixes recorded; a pending namespace clear counts one. */
+  get size(): number {
+    return this.keys.size + this.prefixes.size + (this.clearAll ? 1 : 0);
+  }
+
+  /** `true` if the primary may hold a stale value for `key`. */
+  covers(key: string): boolean {
+    if (this.clearAll || this.keys.has(key)) return true;
+    for (const prefix of this.prefixes) if (key.startsWith(prefix)) return true;
+    return false;
+  }
+
+  recordKey(key: string): void {
+    if (this.covers(key)) return;
+    if (this.keys.size >= this.maxKeys) {
+      this.onOverflow(`more than ${this.maxKeys} keys`);
+      this.recordClear();
+      return;
+    }
+    this.keys.add(key);
+  }
+
+  recordPrefix(prefix: string): void {
+    if (this.clearAll || this.prefixes.has(prefix)) return;
+    if (this.prefixes.size >= this.maxPrefixes) {
+      this.onOverflow(`more than ${this.maxPrefixes} prefixes`);
+      this.recordClear();
+      return;
+    }
+    this.prefixes.add(prefix);
+  }
+
+  recordClear(): void {
+    this.clearAll = true;
+    // A namespace clear subsumes every key and prefix.
+    this.keys.clear();
+    this.prefixes.clear();
+  }
+
+  snapshot(): OutageJournalSnapshot {
+    return { all: this.clearAll, prefixes: [...this.prefixes], keys: [...this.keys] };
+  }
+
+  /**
+   * Forgets what `snapshot` held, once it has been applied to the primary. Entries recorded
+   * after the snapshot stay (they are applied in the next round).
+   */
+  settle(snapshot: OutageJournalSnapshot): void {
+    if (snapshot.all) this.clearAll = false;
+    for (const prefix of snapshot.prefixes) this.prefixes.delete(prefix);
+    for (const key of snapshot.keys) this.keys.delete(key);
+  }
+}

@@ -1,0 +1,262 @@
+import { Logger } from '@nestjs/common';
+import { AsyncResource } from 'node:async_hooks';
+import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
+import { boundCache } from './cache-binding';
+import { recordCacheStatus } from './cache-status';
+import { CACHE_LOGGER_CONTEXT } from './cache.constants';
+import { WRAP_WITH_STATUS, type CacheService } from './cache.service';
+import type { CacheCondition, CacheUnless } from './interfaces/cache-operation-options.interface';
+import type { KeyResolver, MethodCall } from './keys/key-resolver';
+import type { MethodSignature } from './keys/key-template';
+import { RateLimitedLogger } from './utils/rate-limited-logger';
+
+/** `@Cacheable`: answer from the cache, or run the method and store its result. */
+export interface CacheableOperation {
+  readonly kind: 'cacheable';
+  readonly key: KeyResolver;
+  readonly ttl?: number;
+  readonly condition?: CacheCondition;
+  readonly unless?: CacheUnless;
+}
+
+/** `@CachePut`: always run the method, then store its result. */
+export interface CachePutOperation {
+  readonly kind: 'put';
+  readonly key: KeyResolver;
+  readonly ttl?: number;
+  readonly condition?: CacheCondition;
+  readonly unless?: CacheUnless;
+}
+
+/** `@CacheEvict`: delete a key, a prefix or the namespace, before or after the method. */
+export interface CacheEvictOperation {
+  readonly kind: 'evict';
+  readonly target:
+    | { readonly type: 'key'; readonly key: KeyResolver }
+    | { readonly type: 'prefix'; readonly prefix: KeyResolver }
+    | { readonly type: 'all' };
+  readonly beforeInvocation: boolean;
+  readonly condition?: CacheCondition;
+}
+
+/** One decorator's behaviour, compiled when the decorator was applied. */
+export type CacheOperation = CacheableOperation | CachePutOperation | CacheEvictOperation;
+
+/** A decorated method: the original function and the operations stacked on it. */
+export interface CachedMethod extends MethodSignature {
+  /** The method as written (what the wrapper calls). */
+  readonly original: (...args: unknown[]) => unknown;
+  /** In declaration order. */
+  readonly operations: CacheOperation[];
+  /**
+   * Whether the method returns an Observable: from `design:returntype` when TypeScript emitted
+   * a telling type, else learned from the first value the method returns.
+   */
+  resultKind: 'observable' | 'promise' | 'unknown';
+  /** Set once the "called before binding" warning was written. */
+  warnedUnbound?: boolean;
+}
+
+const log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+
+/**
+ * What a decorated method does when called: find the cache bound to `instance`, then run the
+ * stacked operations around the original method through the caching core. Without a bound
+ * cache (no CacheModule in the application, or a call on an instance Nest does not manage) or
+ * with `enabled: false`, it is a plain call.
+ */
+export function invokeCachedMethod(
+  method: CachedMethod,
+  instance: unknown,
+  args: unknown[],
+): unknown {
+  const cache =
+    typeof instance === 'object' && instance !== null ? boundCache(instance) : undefined;
+  if (!cache) {
+    if (!method.warnedUnbound) {
+      method.warnedUnbound = true;
+      new Logger(CACHE_LOGGER_CONTEXT).warn(
+        `${method.className}.${method.methodName} ran uncached: its instance is not bound to a ` +
+          `CacheModule (it is not a provider or controller of an initialised application that ` +
+          `imports CacheModule). Logged once.`,
+      );
+    }
+    return method.original.apply(instance, args);
+  }
+  if (!cache.enabled) return method.original.apply(instance, args);
+  const self = instance as object;
+  switch (method.resultKind) {
+    case 'observable':
+      // Lazy like the Observable it replaces: the lookup happens on subscription, but in the
+      // caller's async context (Nest subscribes to a handler's Observable outside it, which
+      // would hide the request's X-Cache recorder).
+      return defer(AsyncResource.bind(() => from(execute(cache, method, self, args))));
+    case 'promise':
+      return execute(cache, method, self, args);
+    default:
+      // Not known yet (no telling return type, and the method has not run): answer with
+      // something that works both ways.
+      return new ObservablePromise(execute(cache, method, self, args));
+  }
+}
+
+/**
+ * The result of a cached call whose method may return a Promise or an Observable: an
+ * Observable (emits the value, then completes) that can also be awaited.
+ */
+export class ObservablePromise<T> extends Observable<T> implements PromiseLike<T> {
+  constructor(private readonly promise: Promise<T>) {
+    super((subscriber) => from(promise).subscribe(subscriber));
+  }
+
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    return this.promise.then(onfulfilled, onrejected);
+  }
+
+  catch<R = never>(onrejected?: ((reason: unknown) => R | PromiseLike<R>) | null): Promise<T | R> {
+    return this.promise.catch(onrejected);
+  }
+
+  finally(onfinally?: (() => void) | null): Promise<T> {
+    return this.promise.finally(onfinally);
+  }
+}
+
+async function execute(
+  cache: CacheService,
+  method: CachedMethod,
+  instance: object,
+  args: unknown[],
+): Promise<unknown> {
+  const active = method.operations.filter((op) => applies(op, method, instance, args));
+  const before: MethodCall = { instance, args, hasResult: false };
+
+  for (const op of active) {
+    if (op.kind === 'evict' && op.beforeInvocation) await evict(cache, op, method, before);
+  }
+
+  const invoke = (): Promise<unknown> => settle(method, method.original.apply(instance, args));
+  let result: unknown;
+  const cacheable = active.find((op): op is CacheableOperation => op.kind === 'cacheable');
+  const key = cacheable && render(cacheable.key, method, before);
+  if (cacheable && key !== undefined) {
+    const { value, status } = await cache[WRAP_WITH_STATUS](key, invoke, {
+      ttl: cacheable.ttl,
+      unless: vetoed(cacheable.unless, method, key),
+    });
+    recordCacheStatus(status);
+    result = value;
+  } else {
+    result = await invoke();
+  }
+
+  const after: MethodCall = { instance, args, hasResult: true, result };
+  for (const op of active) {
+    if (op.kind === 'put') await put(cache, op, method, after);
+  }
+  for (const op of active) {
+    if (op.kind === 'evict' && !op.beforeInvocation) await evict(cache, op, method, after);
+  }
+  return result;
+}
+
+/** Awaits the method's result; an Observable counts by its last value. */
+function settle(method: CachedMethod, value: unknown): Promise<unknown> {
+  if (isObservable(value)) {
+    method.resultKind = 'observable';
+    return lastValueFrom(value, { defaultValue: undefined });
+  }
+  method.resultKind = 'promise';
+  return Promise.resolve(value);
+}
+
+function applies(
+  op: CacheOperation,
+  method: CachedMethod,
+  instance: object,
+  args: unknown[],
+): boolean {
+  if (!op.condition) return true;
+  try {
+    return op.condition.apply(instance, args) === true;
+  } catch (error) {
+    warn(method, 'condition', `its condition threw (${reason(error)}); not cached`);
+    return false;
+  }
+}
+
+function vetoed(
+  unless: CacheUnless | undefined,
+  method: CachedMethod,
+  key: string,
+): ((value: unknown) => boolean) | undefined {
+  if (!unless) return undefined;
+  return (value) => {
+    try {
+      return unless(value) === true;
+    } catch (error) {
+      warn(method, 'unless', `its unless threw (${reason(error)}); '${key}' not stored`);
+      return true;
+    }
+  };
+}
+
+async function put(
+  cache: CacheService,
+  op: CachePutOperation,
+  method: CachedMethod,
+  call: MethodCall,
+): Promise<void> {
+  const key = render(op.key, method, call);
+  if (key === undefined || vetoed(op.unless, method, key)?.(call.result)) return;
+  if (call.result === undefined) {
+    // Nothing to store, but the old entry no longer describes the data: drop it.
+    await cache.delete(key);
+    return;
+  }
+  try {
+    await cache.set(key, call.result, op.ttl);
+  } catch (error) {
+    // Backend errors are logged by CacheService; this is a value JSON cannot hold.
+    warn(method, 'put', `its result was not stored under '${key}': ${reason(error)}`);
+  }
+}
+
+async function evict(
+  cache: CacheService,
+  op: CacheEvictOperation,
+  method: CachedMethod,
+  call: MethodCall,
+): Promise<void> {
+  const target = op.target;
+  if (target.type === 'all') {
+    await cache.clear();
+    return;
+  }
+  const rendered = render(target.type === 'key' ? target.key : target.prefix, method, call);
+  if (rendered === undefined) return;
+  if (target.type === 'key') await cache.delete(rendered);
+  else await cache.deleteByPrefix(rendered);
+}
+
+/** Renders a key, or logs and answers `undefined` so the call goes on uncached. */
+function render(key: KeyResolver, method: CachedMethod, call: MethodCall): string | undefined {
+  try {
+    return key.render(call);
+  } catch (error) {
+    warn(method, 'key', `its key could not be rendered, calling through: ${reason(error)}`);
+    return undefined;
+  }
+}
+
+function warn(method: CachedMethod, topic: string, message: string): void {
+  const name = `${method.className}.${method.methodName}`;
+  log.warn(`decorator:${topic}:${name}`, `${name}: ${message}`);
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

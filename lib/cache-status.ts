@@ -1,0 +1,37 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { WrapStatus } from './cache.service';
+
+/**
+ * Collects how the cached calls made while handling one request were answered, so the HTTP
+ * layer can write `X-Cache`: `HIT` when every cached call was served from the cache, `MISS`
+ * when at least one ran its method (a call that joined another caller's load counts as a
+ * miss: its value did not come from the cache), nothing when no cached call was made.
+ */
+export class CacheStatusRecorder {
+  private hits = 0;
+  private misses = 0;
+
+  /** Records one cached call. */
+  record(status: WrapStatus): void {
+    if (status === 'hit') this.hits++;
+    else if (status === 'miss' || status === 'shared') this.misses++;
+  }
+
+  /** The `X-Cache` value, or `undefined` when no cached call was recorded. */
+  get header(): 'HIT' | 'MISS' | undefined {
+    if (this.misses > 0) return 'MISS';
+    return this.hits > 0 ? 'HIT' : undefined;
+  }
+}
+
+const storage = new AsyncLocalStorage<CacheStatusRecorder>();
+
+/** Runs `fn` (and everything it starts asynchronously) with `recorder` collecting statuses. */
+export function withCacheStatus<T>(recorder: CacheStatusRecorder, fn: () => T): T {
+  return storage.run(recorder, fn);
+}
+
+/** Reports a cached call to the request being handled, if any. */
+export function recordCacheStatus(status: WrapStatus): void {
+  storage.getStore()?.record(status);
+}

@@ -1,0 +1,86 @@
+import { CacheArgumentError } from '../cache.errors';
+import type { CacheEvictOperation } from '../cache-operations';
+import type { CacheKeySpec } from '../interfaces/cache-key.interface';
+import type {
+  CacheCondition,
+  CacheEvictOptions,
+} from '../interfaces/cache-operation-options.interface';
+import { createKeyResolver } from '../keys/key-resolver';
+import type { MethodSignature } from '../keys/key-template';
+import { addCacheOperation } from './cached-method';
+import { assertKnownOptions, checkFunction, normaliseOptions } from './decorator-options';
+
+/**
+ * Runs the method, then deletes cache entries: one `key`, every key under a `prefix`, or the
+ * whole namespace with `allEntries: true`. With `beforeInvocation: true` the entries are
+ * deleted before the method runs (and so even if it throws); otherwise a method that throws
+ * evicts nothing. Several `@CacheEvict` may be stacked on one method.
+ *
+ * @example
+ * ```ts
+ * @CacheEvict({ key: 'product:{productId}' })
+ * @CacheEvict({ prefix: 'products:' })
+ * async deleteProduct(productId: string): Promise<void> { ... }
+ *
+ * @CacheEvict({ allEntries: true })
+ * async clearCatalog(): Promise<void> { ... }
+ * ```
+ */
+export function CacheEvict(
+  key: CacheKeySpec,
+  options?: Omit<CacheEvictOptions, 'key'>,
+): MethodDecorator;
+export function CacheEvict(options?: CacheEvictOptions): MethodDecorator;
+export function CacheEvict(
+  keyOrOptions?: CacheKeySpec | CacheEvictOptions,
+  options?: Omit<CacheEvictOptions, 'key'>,
+): MethodDecorator {
+  const name = 'CacheEvict';
+  const resolved = normaliseOptions<CacheEvictOptions>(name, keyOrOptions, options);
+  assertKnownOptions(name, resolved, [
+    'key',
+    'prefix',
+    'allEntries',
+    'beforeInvocation',
+    'condition',
+  ]);
+  const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
+  const targets = [
+    resolved.key !== undefined && 'key',
+    resolved.prefix !== undefined && 'prefix',
+    resolved.allEntries === true && 'allEntries',
+  ].filter(Boolean);
+  if (targets.length > 1) {
+    throw new CacheArgumentError(
+      `@${name}(): give only one of key, prefix and allEntries (got ${targets.join(' and ')}).`,
+    );
+  }
+  for (const flag of ['allEntries', 'beforeInvocation'] as const) {
+    if (resolved[flag] !== undefined && typeof resolved[flag] !== 'boolean') {
+      throw new CacheArgumentError(`@${name}(): ${flag} must be a boolean.`);
+    }
+  }
+  const beforeInvocation = resolved.beforeInvocation === true;
+  const what = `@${name}`;
+  const target = (signature: MethodSignature): CacheEvictOperation['target'] => {
+    if (resolved.allEntries === true) return { type: 'all' };
+    const allowResult = !beforeInvocation;
+    if (resolved.prefix !== undefined) {
+      if (typeof resolved.prefix !== 'string' && typeof resolved.prefix !== 'function') {
+        throw new CacheArgumentError(`@${name}(): prefix must be a template string or a function.`);
+      }
+      return {
+        type: 'prefix',
+        prefix: createKeyResolver(resolved.prefix, signature, { allowResult, what }),
+      };
+    }
+    return { type: 'key', key: createKeyResolver(resolved.key, signature, { allowResult, what }) };
+  };
+  return (targetObject, propertyKey, descriptor) =>
+    addCacheOperation(name, resolved, targetObject, propertyKey, descriptor, (signature) => ({
+      kind: 'evict',
+      target: target(signature),
+      beforeInvocation,
+      condition,
+    }));
+}

@@ -1,0 +1,32 @@
+import { SetMetadata, type ExecutionContext } from '@nestjs/common';
+import { CACHE_KEY_METADATA } from '../cache.constants';
+import { CacheArgumentError } from '../cache.errors';
+
+/**
+ * The key of a response cached by {@link CacheInterceptor}: a fixed string, or a function of
+ * the execution context returning the key (`undefined`: do not cache this request).
+ */
+export type CacheKeyFactory = string | ((context: ExecutionContext) => string | undefined);
+
+/**
+ * Sets the key under which {@link CacheInterceptor} caches a route's response, instead of the
+ * request URL (as in `@nestjs/cache-manager`). On a handler or a controller (handler wins).
+ * Requests carrying `Authorization` or `Cookie` still bypass the cache unless the route is
+ * also marked {@link CachePerUser}.
+ *
+ * @example
+ * ```ts
+ * @Get('settings')
+ * @UseInterceptors(CacheInterceptor)
+ * @CacheKey('public-settings')
+ * settings() { ... }
+ * ```
+ */
+export function CacheKey(key: CacheKeyFactory): ClassDecorator & MethodDecorator {
+  if ((typeof key !== 'string' || key.length === 0) && typeof key !== 'function') {
+    throw new CacheArgumentError(
+      '@CacheKey() needs a non-empty string or a function of the context.',
+    );
+  }
+  return SetMetadata(CACHE_KEY_METADATA, key);
+}

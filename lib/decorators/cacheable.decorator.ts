@@ -1,0 +1,72 @@
+import type { CacheKeySpec } from '../interfaces/cache-key.interface';
+import type {
+  CacheCondition,
+  CacheableOptions,
+  CacheUnless,
+} from '../interfaces/cache-operation-options.interface';
+import { createKeyResolver } from '../keys/key-resolver';
+import { addCacheOperation } from './cached-method';
+import { registerInvalidation } from '../invalidation/invalidation.registry';
+import { assertKnownOptions, checkFunction, checkTtl, normaliseOptions } from './decorator-options';
+
+/**
+ * Caches the method's result under a key built from its arguments: on a hit the method does
+ * not run; on a miss it runs once (concurrent callers share that run) and its result is
+ * stored. Works on provider methods and controller handlers, sync or async, and on methods
+ * returning an rxjs Observable (its last value is cached; a hit emits it). A decorated method
+ * returns a Promise (or an Observable) even if it was written sync.
+ *
+ * A cache failure never fails the method: it is logged and the method is called. A method
+ * that throws caches nothing. With `enabled: false` the decorator is a plain call.
+ *
+ * @param key a key template (`'product:{id}'`: `{name}` a parameter, `{name.path}` a path
+ *   into it, `{0}` a position), a function of the arguments, or a key source such as a
+ *   `KeyConstructor`. A placeholder naming no parameter throws when the class is defined.
+ * @param options `ttl` (seconds), `condition(...args)`, `unless(result)`.
+ *
+ * @example
+ * ```ts
+ * @Cacheable('product:{productId}', { ttl: 900 })
+ * async getProduct(productId: string): Promise<Product | null> { ... }
+ *
+ * @Cacheable({ key: 'search:{query}:page:{page}', unless: (r: unknown[]) => r.length === 0 })
+ * async search(query: string, page = 1): Promise<Product[]> { ... } // search('shoes') → 'search:shoes:page:1'
+ * ```
+ */
+export function Cacheable(
+  key: CacheKeySpec,
+  options?: Omit<CacheableOptions, 'key'>,
+): MethodDecorator;
+export function Cacheable(options?: CacheableOptions): MethodDecorator;
+export function Cacheable(
+  keyOrOptions?: CacheKeySpec | CacheableOptions,
+  options?: Omit<CacheableOptions, 'key'>,
+): MethodDecorator {
+  const name = 'Cacheable';
+  const resolved = normaliseOptions<CacheableOptions>(name, keyOrOptions, options);
+  assertKnownOptions(name, resolved, ['key', 'ttl', 'condition', 'unless', 'invalidateOn']);
+  const ttl = checkTtl(name, resolved.ttl);
+  const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
+  const unless = checkFunction<CacheUnless>(name, 'unless', resolved.unless);
+  return (target, propertyKey, descriptor) => {
+    const installed = addCacheOperation(
+      name,
+      resolved,
+      target,
+      propertyKey,
+      descriptor,
+      (signature) => ({
+        kind: 'cacheable',
+        key: createKeyResolver(resolved.key, signature, { allowResult: false, what: `@${name}` }),
+        ttl,
+        condition,
+        unless,
+      }),
+    );
+    // invalidateOn: the rules run in every application that provides this class.
+    if (resolved.invalidateOn !== undefined) {
+      registerInvalidation(target, propertyKey, resolved.key, resolved.invalidateOn);
+    }
+    return installed;
+  };
+}

@@ -1,0 +1,213 @@
+import {
+  Injectable,
+  Optional,
+  StreamableFile,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { createHash } from 'node:crypto';
+import { lastValueFrom, of, tap, type Observable } from 'rxjs';
+import { CacheMetadataAccessor } from '../cache-metadata.accessor';
+import { CacheStatusRecorder, withCacheStatus } from '../cache-status';
+import { CacheService, WRAP_WITH_STATUS } from '../cache.service';
+import { escapeKeyText } from '../keys/key-constructor.encoding';
+import { writeCacheStatus } from './http-response';
+
+interface HttpRequestLike {
+  method?: string;
+  url?: string;
+  originalUrl?: string;
+  headers?: Record<string, string | string[] | undefined>;
+}
+
+// Handlers seen returning a stream or file: never worth another attempt at caching.
+const uncacheableHandlers = new WeakSet<object>();
+
+/**
+ * Response-level caching for HTTP routes, for users of `@nestjs/cache-manager`:
+ * `@UseInterceptors(CacheInterceptor)` on a controller or handler, or globally with
+ * `{ provide: APP_INTERCEPTOR, useClass: CacheInterceptor }`.
+ *
+ * - `GET` responses are cached under `http:<url>` (or `@CacheKey`), for `@CacheTTL` seconds
+ *   (default: the module's `ttl`); other methods are never cached.
+ * - Concurrent requests for one uncached URL run the handler once.
+ * - `X-Cache: HIT | MISS` is set on every cached route. Routes cached with `@Cacheable`
+ *   (and routes whose handler calls `@Cacheable` services) report their decorators' status
+ *   instead: `HIT` when every cached call hit.
+ * - Safe by default: a request carrying `Authorization`, `Proxy-Authorization` or `Cookie`
+ *   is neither answered from nor stored into the URL cache, unless the route is marked
+ *   `@CachePerUser`, which gives every user their own entry.
+ * - Left alone: `@Res()`/`@Next()` handlers, `@Sse()` routes, `StreamableFile`s, streams and
+ *   buffers, `undefined` results, and non-HTTP contexts.
+ *
+ * Subclass it and override {@link trackBy} or {@link isRequestCacheable} to change what is
+ * cached, as with `@nestjs/cache-manager`.
+ *
+ * @example
+ * ```ts
+ * @Controller('articles')
+ * @UseInterceptors(CacheInterceptor)
+ * export class ArticlesController {
+ *   @Get()
+ *   @CacheTTL(30)
+ *   list() { ... }                      // X-Cache: MISS, then HIT for 30 s
+ * }
+ * ```
+ */
+@Injectable()
+export class CacheInterceptor implements NestInterceptor {
+  /** Reads `@CacheKey`, `@CacheTTL`, `@CachePerUser` and the decorators' metadata. */
+  protected readonly metadata: CacheMetadataAccessor;
+
+  constructor(
+    protected readonly cache: CacheService,
+    protected readonly reflector: Reflector,
+    @Optional() protected readonly httpAdapterHost?: HttpAdapterHost,
+  ) {
+    this.metadata = new CacheMetadataAccessor(reflector);
+  }
+
+  /** Answers a cacheable GET from the cache, or runs the handler and caches its response. */
+  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+    if (context.getType() !== 'http') return next.handle();
+    const recorder = new CacheStatusRecorder();
+    // Uncached here: still report what the cached calls made by the handler did.
+    const passThrough = () =>
+      withCacheStatus(recorder, () => next.handle()).pipe(
+        tap(() => writeCacheStatus(context, recorder.header)),
+      );
+
+    const handler = context.getHandler();
+    if (
+      !this.cache.enabled ||
+      this.metadata.getCacheOperations(handler).length > 0 ||
+      uncacheableHandlers.has(handler) ||
+      this.metadata.usesResponseObject(context) ||
+      this.metadata.isServerSentEvents(context) ||
+      returnsStreamableFile(context) ||
+      !this.isRequestCacheable(context)
+    ) {
+      return passThrough();
+    }
+    const key = await this.keyFor(context);
+    if (key === undefined) return passThrough();
+
+    const ttl = await this.ttlFor(context);
+    const { value, status } = await this.cache[WRAP_WITH_STATUS]<unknown>(
+      key,
+      () => lastValueFrom(next.handle(), { defaultValue: undefined }),
+      { ttl, unless: (body) => !isStorableBody(body) },
+    );
+    if (!isStorableBody(value)) {
+      if (isStream(value)) {
+        uncacheableHandlers.add(handler);
+        // A stream can be read once: a request that joined another's run needs its own.
+        if (status === 'shared') return next.handle();
+      }
+      return of(value);
+    }
+    writeCacheStatus(context, status === 'hit' ? 'HIT' : 'MISS');
+    return of(value);
+  }
+
+  /**
+   * The base key of a request: `@CacheKey` if set, else `http:` + the request URL; `undefined`
+   * leaves the request uncached. Override to change it (as in `@nestjs/cache-manager`).
+   */
+  protected trackBy(context: ExecutionContext): string | undefined {
+    const custom = this.metadata.getCacheKey(context);
+    if (typeof custom === 'string') return custom;
+    if (typeof custom === 'function') return custom(context) || undefined;
+    const request = context.switchToHttp().getRequest<HttpRequestLike>();
+    const adapter = this.httpAdapterHost?.httpAdapter;
+    const url = adapter
+      ? (adapter.getRequestUrl(request) as string | undefined)
+      : (request.originalUrl ?? request.url);
+    // Only origin-form targets ('/path?query'): an absolute-form target could imitate the
+    // per-user key layout below.
+    return typeof url === 'string' && url.startsWith('/') ? `http:${url}` : undefined;
+  }
+
+  /** Only `GET` requests are cached. Override to narrow it further. */
+  protected isRequestCacheable(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<HttpRequestLike>();
+    const adapter = this.httpAdapterHost?.httpAdapter;
+    const method = adapter ? (adapter.getRequestMethod(request) as string) : request.method;
+    return method === 'GET';
+  }
+
+  /**
+   * `true` if the request carries credentials (`Authorization`, `Proxy-Authorization` or
+   * `Cookie`), so its response may be personal.
+   */
+  protected hasCredentials(context: ExecutionContext): boolean {
+    return credentialHeaders(context.switchToHttp().getRequest<HttpRequestLike>()).length > 0;
+  }
+
+  private async keyFor(context: ExecutionContext): Promise<string | undefined> {
+    const base = this.trackBy(context);
+    if (!base) return undefined;
+    const credentialed = this.hasCredentials(context);
+    const perUser = this.metadata.getPerUser(context);
+    if (!perUser) return credentialed ? undefined : base;
+    const identity = perUser.identify
+      ? await perUser.identify(context)
+      : credentialed
+        ? hashCredentials(context.switchToHttp().getRequest<HttpRequestLike>())
+        : undefined;
+    if (identity === undefined || identity === null || identity === '') {
+      // Anonymous requests share an entry; credentials without an identity are not cached.
+      return credentialed ? undefined : base;
+    }
+    return `http:user:${escapeKeyText(String(identity))}:${base}`;
+  }
+
+  private async ttlFor(context: ExecutionContext): Promise<number | undefined> {
+    const ttl = this.metadata.getCacheTtl(context);
+    return typeof ttl === 'function' ? await ttl(context) : ttl;
+  }
+}
+
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
+
+function credentialHeaders(request: HttpRequestLike): string[] {
+  const headers = request.headers ?? {};
+  return CREDENTIAL_HEADERS.flatMap((name) => {
+    const value = headers[name];
+    const text = Array.isArray(value) ? value.join('\n') : value;
+    return text ? [`${name}=${text}`] : [];
+  });
+}
+
+function hashCredentials(request: HttpRequestLike): string {
+  return createHash('sha256').update(credentialHeaders(request).join('\n')).digest('base64url');
+}
+
+function returnsStreamableFile(context: ExecutionContext): boolean {
+  const type: unknown = Reflect.getMetadata(
+    'design:returntype',
+    context.getClass().prototype as object,
+    context.getHandler().name,
+  );
+  return type === StreamableFile;
+}
+
+function isStream(value: unknown): boolean {
+  return (
+    value instanceof StreamableFile ||
+    (typeof value === 'object' &&
+      value !== null &&
+      typeof (value as { pipe?: unknown }).pipe === 'function')
+  );
+}
+
+function isStorableBody(value: unknown): boolean {
+  return (
+    value !== undefined &&
+    !isStream(value) &&
+    !ArrayBuffer.isView(value) &&
+    !(value instanceof ArrayBuffer)
+  );
+}

@@ -1,0 +1,326 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { DiscoveryService, ModuleRef } from '@nestjs/core';
+import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from '../cache.constants';
+import { CacheConfigError, CacheKeyError } from '../cache.errors';
+import type { ResolvedCacheOptions } from '../cache-options.resolver';
+import { CacheService } from '../cache.service';
+import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
+import { RateLimitedLogger } from '../utils/rate-limited-logger';
+import {
+  cachedFunctionBindings,
+  hostStarted,
+  hostStopped,
+  type InvalidationHost,
+} from './cached-function.registry';
+import { DeferredDispatcher } from './dispatchers/deferred.dispatcher';
+import { InlineDispatcher, reason } from './dispatchers/inline.dispatcher';
+import { findEventEmitter, type EventEmitterLike } from './event-emitter.bridge';
+import type { CacheInvalidationOptions } from './interfaces/cache-invalidation-options.interface';
+import type {
+  InvalidationDispatcher,
+  InvalidationExecutor,
+  InvalidationJob,
+} from './interfaces/invalidation-dispatcher.interface';
+import type { InvalidationEvent } from './interfaces/invalidation-rule.interface';
+import { describeEvent, type InvalidationRule } from './invalidation-rule';
+import {
+  invalidationBindingsOf,
+  planInvalidation,
+  type InvalidationBinding,
+} from './invalidation.registry';
+
+interface Subscription {
+  readonly binding: InvalidationBinding;
+  readonly rule: InvalidationRule;
+}
+
+type Listener = (...args: unknown[]) => Promise<void>;
+
+/**
+ * Runs invalidation rules in one application. It collects, at startup, the rules of every
+ * provider and controller whose cached methods declare `invalidateOn`, plus those of the
+ * {@link cacheResult} functions bound to this application, and hears their events from three
+ * sources: {@link CacheInvalidator.publish}, `@nestjs/event-emitter` (when the application has
+ * it) and TypeORM entity changes ({@link attachTypeOrmInvalidation}). Each rule's work goes to
+ * its dispatcher (`'inline'` by default).
+ *
+ * Deletes go through `CacheService`, so a load in flight for an invalidated key is not written
+ * back when it completes.
+ *
+ * @example
+ * ```ts
+ * @Injectable()
+ * export class UsersRepository {
+ *   constructor(private readonly invalidator: CacheInvalidator) {}
+ *   async save(user: User) {
+ *     await this.db.update(user);
+ *     await this.invalidator.publish(User, user); // rules on User run before this resolves (inline)
+ *   }
+ * }
+ * ```
+ */
+@Injectable()
+export class CacheInvalidator
+  implements InvalidationHost, OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+{
+  private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  private readonly dispatchers = new Map<string, InvalidationDispatcher>();
+  private readonly started = new Set<InvalidationDispatcher>();
+  private readonly classBindings: InvalidationBinding[] = [];
+  private readonly listeners = new Map<string | symbol, Listener>();
+  private emitter: EventEmitterLike | undefined;
+  private initialised = false;
+  private stopping = false;
+
+  constructor(
+    /** The cache this application's invalidations delete from. */
+    readonly cache: CacheService,
+    private readonly discovery: DiscoveryService,
+    private readonly moduleRef: ModuleRef,
+    @Inject(CACHE_MODULE_OPTIONS) private readonly options: ResolvedCacheOptions,
+  ) {
+    this.dispatchers.set('inline', new InlineDispatcher());
+    this.dispatchers.set('deferred', new DeferredDispatcher());
+    for (const [name, dispatcher] of Object.entries(this.invalidationOptions.dispatchers ?? {})) {
+      this.useDispatcher(name, dispatcher);
+    }
+  }
+
+  /**
+   * Fires `event`: every rule listening to it maps the payload (or each element of an array
+   * payload) to key fields and drops the matching entries through the rule's dispatcher.
+   * Resolves once every dispatcher has taken its job — for `'inline'` rules, once the entries
+   * are gone. Never rejects because of the cache: failures are logged.
+   *
+   * @example
+   * ```ts
+   * await invalidator.publish('user.updated', { id: 42 });
+   * await invalidator.publish(User, [alice, bob]);
+   * ```
+   */
+  async publish(event: InvalidationEvent, payload?: unknown): Promise<void> {
+    const subscriptions = this.subscriptionsFor(event);
+    if (subscriptions.length === 0) return;
+    const label = describeEvent(event);
+    const groups = new Map<string, { keys: Set<string>; prefixes: Set<string> }>();
+    for (const { binding, rule } of subscriptions) {
+      let targets;
+      try {
+        targets = planInvalidation(binding, rule, payload);
+      } catch (error) {
+        this.log.error(
+          `plan:${binding.owner}:${label}`,
+          `Invalidation rule of ${binding.owner} on '${label}' could not map the payload: ${reason(error)}`,
+        );
+        continue;
+      }
+      let group = groups.get(rule.dispatcher);
+      if (!group) {
+        group = { keys: new Set(), prefixes: new Set() };
+        groups.set(rule.dispatcher, group);
+      }
+      for (const target of targets) {
+        if ('key' in target) group.keys.add(target.key);
+        else group.prefixes.add(target.prefix);
+      }
+    }
+    await Promise.all(
+      [...groups].map(([name, group]) =>
+        this.dispatch(name, collapse(label, group.keys, group.prefixes)),
+      ),
+    );
+  }
+
+  /**
+   * Drops every entry of one partition of `key` (all of user 42's entries, say) at once:
+   * `deleteByPrefix` on the partition's prefix, on memory and Redis alike.
+   *
+   * @example
+   * ```ts
+   * await invalidator.wipePartition(UserPayloadKey, { userId: 42 });
+   * ```
+   */
+  wipePartition<N extends string>(
+    key: KeyConstructor<N>,
+    values: KeyFieldValues<N>,
+  ): Promise<number> {
+    if (!(key instanceof KeyConstructor)) {
+      throw new CacheKeyError('wipePartition needs a KeyConstructor.');
+    }
+    return this.cache.deleteByPrefix(key.partition(values));
+  }
+
+  /**
+   * Registers a dispatcher under `name` (what rules name in `dispatcher`), replacing one of
+   * the same name. Usually done through `CacheModule.forRoot({ invalidation: { dispatchers } })`.
+   */
+  useDispatcher(name: string, dispatcher: InvalidationDispatcher): void {
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new CacheConfigError('A dispatcher needs a non-empty name.');
+    }
+    if (!dispatcher || typeof dispatcher.dispatch !== 'function') {
+      throw new CacheConfigError(
+        `Dispatcher "${name}" must implement InvalidationDispatcher (a dispatch(job, execute) method).`,
+      );
+    }
+    this.dispatchers.set(name, dispatcher);
+  }
+
+  /** The dispatcher registered under `name`, if any (e.g. to inspect a BullMqDispatcher). */
+  dispatcher<T extends InvalidationDispatcher = InvalidationDispatcher>(
+    name: string,
+  ): T | undefined {
+    return this.dispatchers.get(name) as T | undefined;
+  }
+
+  /** @internal Makes sure `event` is heard from `@nestjs/event-emitter` too. */
+  listen(event: InvalidationEvent): void {
+    if (!this.emitter || typeof event === 'function' || this.listeners.has(event)) return;
+    const listener: Listener = (payload: unknown) => this.publish(event, payload);
+    this.listeners.set(event, listener);
+    this.emitter.on(event, listener);
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (this.initialised) return;
+    this.initialised = true;
+    this.collectClassBindings();
+    if (this.invalidationOptions.eventEmitter !== false) {
+      this.emitter = findEventEmitter(this.moduleRef);
+    }
+    this.validateDispatchers(this.classBindings);
+    hostStarted(this);
+    try {
+      this.validateDispatchers(cachedFunctionBindings(this));
+    } catch (error) {
+      hostStopped(this);
+      throw error;
+    }
+    for (const binding of this.classBindings) {
+      for (const rule of binding.rules) this.listen(rule.event);
+    }
+    for (const dispatcher of new Set(this.dispatchers.values())) await this.start(dispatcher);
+  }
+
+  /** Drains deferred work and stops queue workers while the cache backend is still open. */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.emitter) {
+      for (const [event, listener] of this.listeners) this.emitter.off(event, listener);
+    }
+    this.listeners.clear();
+    hostStopped(this);
+    for (const dispatcher of new Set(this.dispatchers.values())) {
+      try {
+        await dispatcher.close?.();
+      } catch (error) {
+        this.log.error('close', `Closing an invalidation dispatcher failed: ${reason(error)}`);
+      }
+    }
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    // If Nest skipped beforeApplicationShutdown (it does not for app.close()), still clean up.
+    return this.beforeApplicationShutdown();
+  }
+
+  private readonly execute: InvalidationExecutor = async (job: InvalidationJob) => {
+    await this.cache.invalidate({ keys: job.keys, prefixes: job.prefixes });
+  };
+
+  private get invalidationOptions(): CacheInvalidationOptions {
+    return this.options.invalidation ?? {};
+  }
+
+  private async dispatch(name: string, job: InvalidationJob): Promise<void> {
+    const dispatcher = this.dispatchers.get(name);
+    if (!dispatcher) {
+      // Rules are validated at startup; this is a function attached later with a typo.
+      this.log.error(
+        `dispatcher:${name}`,
+        `No invalidation dispatcher named '${name}' (known: ${[...this.dispatchers.keys()].join(', ')}); ` +
+          `running '${job.event}' inline.`,
+      );
+      return this.dispatchers.get('inline')!.dispatch(job, this.execute);
+    }
+    try {
+      await this.start(dispatcher);
+      await dispatcher.dispatch(job, this.execute);
+    } catch (error) {
+      this.log.error(
+        `dispatch:${name}`,
+        `Invalidation dispatcher '${name}' failed to take '${job.event}': ${reason(error)}`,
+      );
+    }
+  }
+
+  private async start(dispatcher: InvalidationDispatcher): Promise<void> {
+    if (this.started.has(dispatcher)) return;
+    this.started.add(dispatcher);
+    await dispatcher.start?.(this.execute);
+  }
+
+  private subscriptionsFor(event: InvalidationEvent): Subscription[] {
+    const subscriptions: Subscription[] = [];
+    for (const binding of [...this.classBindings, ...cachedFunctionBindings(this)]) {
+      for (const rule of binding.rules) {
+        if (rule.event === event) subscriptions.push({ binding, rule });
+      }
+    }
+    return subscriptions;
+  }
+
+  private collectClassBindings(): void {
+    const seen = new Set<unknown>();
+    const wrappers = [...this.discovery.getProviders(), ...this.discovery.getControllers()];
+    for (const wrapper of wrappers) {
+      if (wrapper.isAlias) continue;
+      const instance: unknown = wrapper.instance;
+      const types = [
+        wrapper.metatype,
+        typeof instance === 'object' && instance !== null ? instance.constructor : undefined,
+      ];
+      for (const type of types) {
+        if (typeof type !== 'function' || seen.has(type)) continue;
+        seen.add(type);
+        this.classBindings.push(...invalidationBindingsOf(type));
+      }
+    }
+  }
+
+  private validateDispatchers(bindings: readonly InvalidationBinding[]): void {
+    for (const binding of bindings) {
+      for (const rule of binding.rules) {
+        if (!this.dispatchers.has(rule.dispatcher)) {
+          throw new CacheConfigError(
+            `${binding.owner}: the invalidation rule on '${describeEvent(rule.event)}' uses dispatcher ` +
+              `'${rule.dispatcher}', which is not registered (known: ${[...this.dispatchers.keys()].join(', ')}). ` +
+              `Register it with CacheModule.forRoot({ invalidation: { dispatchers: { ${rule.dispatcher}: ... } } }).`,
+          );
+        }
+      }
+    }
+  }
+}
+
+/** One job per dispatcher; keys and prefixes already covered by a shorter prefix are dropped. */
+function collapse(event: string, keys: Set<string>, prefixes: Set<string>): InvalidationJob {
+  const sorted = [...prefixes].sort((a, b) => a.length - b.length);
+  const kept: string[] = [];
+  for (const prefix of sorted) {
+    if (!kept.some((shorter) => prefix.startsWith(shorter))) kept.push(prefix);
+  }
+  return {
+    event,
+    keys: [...keys].filter((key) => !kept.some((prefix) => key.startsWith(prefix))),
+    prefixes: kept,
+  };
+}

@@ -1,0 +1,214 @@
+import { Logger } from '@nestjs/common';
+import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
+import { CacheConfigError, CacheKeyError } from '../cache.errors';
+import type { CacheService } from '../cache.service';
+import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
+import { parameterNames, withDefaults } from '../keys/key-resolver';
+import type { MethodSignature } from '../keys/key-template';
+import { readParameters } from '../keys/parameter-names';
+import {
+  attachCachedFunction,
+  hostOf,
+  registerCachedFunction,
+  type CachedFunctionState,
+  type InvalidationHost,
+} from './cached-function.registry';
+import type { InvalidationRule } from './invalidation-rule';
+import { createInvalidationBinding } from './invalidation.registry';
+
+/**
+ * Options of {@link cacheResult}.
+ *
+ * @example
+ * ```ts
+ * const options: CacheResultOptions<[number], Promise<Payload>> = { key: UserPayloadKey, ttl: 300 };
+ * ```
+ */
+export interface CacheResultOptions<A extends unknown[], R> {
+  /**
+   * The key: a {@link KeyConstructor} (needed for `invalidateOn` and `invalidatePartition`), or a
+   * function of the arguments returning the key (used verbatim).
+   */
+  key: KeyConstructor | ((...args: A) => string);
+  /** Seconds to keep a result; defaults to the module's `ttl`. `0` never expires. */
+  ttl?: number;
+  /** When it returns `true` for a result, the result is returned but not stored. */
+  unless?: (result: Awaited<R>) => boolean;
+  /** Events that drop this function's entries. */
+  invalidateOn?: readonly InvalidationRule[];
+  /**
+   * Parameter names by position, for functions whose source cannot be read (native, bound or
+   * minified functions). Read from the function's source when left out.
+   */
+  parameterNames?: readonly string[];
+  /** Name used in logs and errors. @default the function's name */
+  name?: string;
+}
+
+/**
+ * A function wrapped by {@link cacheResult} (Restflow's `CachedWrapper`): calling it returns
+ * the cached result or runs the function and caches it; concurrent calls with the same
+ * arguments share one run.
+ *
+ * @example
+ * ```ts
+ * const getUserPayload: CachedFunction<[number], Promise<Payload>> = cacheResult(load, { key: UserPayloadKey });
+ * await getUserPayload.invalidate(42);
+ * ```
+ */
+export interface CachedFunction<A extends unknown[], R> {
+  (...args: A): Promise<Awaited<R>>;
+  /** The key scheme. */
+  readonly key: KeyConstructor | ((...args: A) => string);
+  /** The key one call would use. */
+  keyFor(...args: A): string;
+  /** Drops the cached result of these arguments; resolves `true` if there was one. */
+  invalidate(...args: A): Promise<boolean>;
+  /**
+   * Drops every cached result of one partition (`{ userId: 42 }`: all of user 42's entries);
+   * resolves how many were dropped. Needs a `KeyConstructor` with partition fields.
+   */
+  invalidatePartition(values: KeyFieldValues): Promise<number>;
+  /** Runs the function now, stores its result (replacing any cached one) and returns it. */
+  refresh(...args: A): Promise<Awaited<R>>;
+  /**
+   * Binds this function to one application's cache and invalidation rules (see
+   * {@link CacheInvalidator}); `undefined` goes back to the default application.
+   */
+  attach(host: InvalidationHost | undefined): this;
+}
+
+/**
+ * Caches a plain function — for code outside Nest classes, where decorators cannot go
+ * (Restflow's `@cache_result`). Declare it once, at module level.
+ *
+ * The function uses the cache of the running Nest application: the one whose `CacheModule`
+ * started last and has not shut down (one application per process is the norm). Until an
+ * application starts, calls run the function uncached (logged once). A process that runs
+ * several applications binds a function explicitly with `.attach(app.get(CacheInvalidator))`.
+ *
+ * @example
+ * ```ts
+ * export const getUserPayload = cacheResult(
+ *   async (userId: number) => expensiveLookup(userId),
+ *   {
+ *     key: UserPayloadKey,
+ *     ttl: 300,
+ *     invalidateOn: [InvalidationRule({ event: User, fieldMapping: { userId: 'id' } })],
+ *   },
+ * );
+ *
+ * await getUserPayload(42);            // cached under 'users:userId=42:v=1'
+ * await getUserPayload.invalidate(42); // drop it
+ * await getUserPayload.refresh(42);    // recompute and store
+ * ```
+ */
+export function cacheResult<A extends unknown[], R>(
+  fn: (...args: A) => R,
+  options: CacheResultOptions<A, R>,
+): CachedFunction<A, R> {
+  if (typeof fn !== 'function') {
+    throw new CacheConfigError('cacheResult(fn, options) needs a function to wrap.');
+  }
+  if (!options || (typeof options.key !== 'function' && !(options.key instanceof KeyConstructor))) {
+    throw new CacheConfigError(
+      `cacheResult(${fn.name || 'fn'}): options.key must be a KeyConstructor or a function of the arguments.`,
+    );
+  }
+  const name = options.name ?? (fn.name || 'anonymous');
+  const { key } = options;
+  const signature: MethodSignature = {
+    className: '',
+    methodName: name,
+    parameters: options.parameterNames
+      ? options.parameterNames.map((n) => ({ name: n || undefined, rest: false }))
+      : readParameters(fn),
+  };
+  const names = parameterNames(signature);
+  if (key instanceof KeyConstructor) {
+    if (!names) {
+      throw new CacheConfigError(
+        `cacheResult(${name}): the function's parameter names cannot be read from its source; ` +
+          `pass them as options.parameterNames.`,
+      );
+    }
+    key.assertParameters(names, name);
+  }
+  const rules = options.invalidateOn ?? [];
+  const state: CachedFunctionState = {
+    binding: rules.length > 0 ? createInvalidationBinding(name, key, rules) : undefined,
+    attached: undefined,
+  };
+  let warned = false;
+
+  const keyFor = (args: A): string => {
+    const rendered =
+      key instanceof KeyConstructor
+        ? key.renderArgs(withDefaults(args, signature), names ?? [])
+        : key(...args);
+    if (typeof rendered !== 'string' || rendered.length === 0) {
+      throw new CacheKeyError(
+        `cacheResult(${name}): the key function must return a non-empty string.`,
+      );
+    }
+    return rendered;
+  };
+  const cacheOrWarn = (): CacheService | undefined => {
+    const cache = hostOf(state)?.cache;
+    if (!cache && !warned) {
+      warned = true;
+      new Logger(CACHE_LOGGER_CONTEXT).warn(
+        `cacheResult(${name}) was called before any CacheModule started; calling it uncached.`,
+      );
+    }
+    return cache;
+  };
+  const run = async (self: unknown, args: A): Promise<Awaited<R>> => await fn.apply(self, args);
+
+  const wrapper = async function (this: unknown, ...args: A): Promise<Awaited<R>> {
+    const cache = cacheOrWarn();
+    if (!cache) return run(this, args);
+    return cache.wrap<Awaited<R>>(keyFor(args), () => run(this, args), {
+      ttl: options.ttl,
+      unless: options.unless,
+    });
+  } as CachedFunction<A, R>;
+
+  Object.defineProperty(wrapper, 'name', { value: name });
+  Object.defineProperties(wrapper, {
+    key: { value: key, enumerable: true },
+    keyFor: { value: (...args: A) => keyFor(args) },
+    invalidate: {
+      value: async (...args: A) => (await cacheOrWarn()?.delete(keyFor(args))) ?? false,
+    },
+    invalidatePartition: {
+      value: async (values: KeyFieldValues) => {
+        if (!(key instanceof KeyConstructor)) {
+          throw new CacheKeyError(
+            `cacheResult(${name}).invalidatePartition needs a KeyConstructor key.`,
+          );
+        }
+        const prefix = key.partition(values);
+        return (await cacheOrWarn()?.deleteByPrefix(prefix)) ?? 0;
+      },
+    },
+    refresh: {
+      value: async function (this: unknown, ...args: A): Promise<Awaited<R>> {
+        const cache = cacheOrWarn();
+        const value = await run(this, args);
+        if (cache && value !== undefined && !options.unless?.(value)) {
+          await cache.set(keyFor(args), value, options.ttl);
+        }
+        return value;
+      },
+    },
+    attach: {
+      value(host: InvalidationHost | undefined) {
+        attachCachedFunction(state, host);
+        return wrapper;
+      },
+    },
+  });
+  registerCachedFunction(state);
+  return wrapper;
+}

@@ -1,0 +1,12 @@
+export * from './cache-invalidator.service';
+export * from './cached-function';
+export { type InvalidationHost } from './cached-function.registry';
+export * from './dispatchers/bullmq.dispatcher';
+export * from './dispatchers/deferred.dispatcher';
+export { InlineDispatcher } from './dispatchers/inline.dispatcher';
+export * from './interfaces/cache-invalidation-options.interface';
+export * from './interfaces/invalidation-dispatcher.interface';
+export * from './interfaces/invalidation-rule.interface';
+export { InvalidationRule } from './invalidation-rule';
+export { registerInvalidation, type InvalidationBinding } from './invalidation.registry';
+export * from './typeorm-invalidation.subscriber';

@@ -1,0 +1,62 @@
+/**
+ * One unit of invalidation work: exact keys and key prefixes to drop. Plain JSON, so a durable
+ * dispatcher can store it.
+ *
+ * @example
+ * ```ts
+ * const job: InvalidationJob = { event: 'User', keys: [], prefixes: ['users:userId=42:'] };
+ * ```
+ */
+export interface InvalidationJob {
+  /** What fired it, for logs (`'user.updated'`, `'User'`). */
+  readonly event: string;
+  /** Keys to delete. */
+  readonly keys: readonly string[];
+  /** Prefixes whose every key is deleted (partitions, namespaces). */
+  readonly prefixes: readonly string[];
+}
+
+/**
+ * Performs a job in the application that owns the dispatcher: deletes through `CacheService`
+ * (so loads in flight for those keys are not written back) and rejects when the cache backend
+ * fails, so a dispatcher that can retry knows to.
+ *
+ * @example
+ * ```ts
+ * async dispatch(job: InvalidationJob, execute: InvalidationExecutor) {
+ *   await retry(() => execute(job));
+ * }
+ * ```
+ */
+export type InvalidationExecutor = (job: InvalidationJob) => Promise<void>;
+
+/**
+ * Decides where and when invalidation work runs. The built-ins are the inline dispatcher
+ * (default), {@link DeferredDispatcher} and {@link BullMqDispatcher}; implement this interface
+ * to hand jobs to another engine.
+ *
+ * @example
+ * ```ts
+ * class LoggingDispatcher implements InvalidationDispatcher {
+ *   async dispatch(job: InvalidationJob, execute: InvalidationExecutor) {
+ *     console.log('invalidating', job.keys, job.prefixes);
+ *     await execute(job);
+ *   }
+ * }
+ * CacheModule.forRoot({ invalidation: { dispatchers: { logging: new LoggingDispatcher() } } });
+ * ```
+ */
+export interface InvalidationDispatcher {
+  /**
+   * Called once when the application starts, with the executor of this application (a
+   * queue-backed dispatcher starts its worker here).
+   */
+  start?(execute: InvalidationExecutor): Promise<void> | void;
+  /**
+   * Takes a job. Resolves when the job is done (inline) or safely handed over (queued). Must
+   * not reject: a dispatcher logs its own failures.
+   */
+  dispatch(job: InvalidationJob, execute: InvalidationExecutor): Promise<void>;
+  /** Called at shutdown, before the cache backend closes: finish or hand over pending work. */
+  close?(): Promise<void> | void;
+}

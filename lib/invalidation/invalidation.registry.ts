@@ -1,0 +1,156 @@
+import { CacheConfigError } from '../cache.errors';
+import { KeyConstructor, type KeyTarget } from '../keys/key-constructor';
+import { describeEvent, type InvalidationRule } from './invalidation-rule';
+
+/**
+ * A cached function (or method) with its key and the rules that invalidate it. Built by
+ * {@link registerInvalidation} (decorated methods) and by {@link cacheResult}.
+ *
+ * @example
+ * ```ts
+ * // what @Cacheable({ key: UserPayloadKey, invalidateOn: [rule] }) on UsersService.payload records
+ * const binding: InvalidationBinding = { owner: 'UsersService.payload', key: UserPayloadKey, rules: [rule] };
+ * ```
+ */
+export interface InvalidationBinding {
+  /** `'UsersService.getPayload'`, or the wrapped function's name: for logs. */
+  readonly owner: string;
+  /** The key of the cached entries. */
+  readonly key: KeyConstructor;
+  /** The rules. */
+  readonly rules: readonly InvalidationRule[];
+}
+
+type Constructor = abstract new (...args: never[]) => unknown;
+
+// Class → method name → binding. A WeakMap (not reflect-metadata) so classes can be collected.
+const byClass = new WeakMap<object, Map<string | symbol, InvalidationBinding>>();
+
+/**
+ * Validates a key and its rules and returns the binding. Throws {@link CacheConfigError} when
+ * the key is not a {@link KeyConstructor} or a `fieldMapping` names a field the key lacks.
+ */
+export function createInvalidationBinding(
+  owner: string,
+  key: unknown,
+  rules: readonly InvalidationRule[],
+): InvalidationBinding {
+  if (!(key instanceof KeyConstructor)) {
+    throw new CacheConfigError(
+      `${owner}: invalidateOn needs a KeyConstructor key (so an event's payload can be mapped to ` +
+        `key fields); got ${typeof key === 'string' ? `the template ${JSON.stringify(key)}` : typeof key}. ` +
+        `Declare the key with KeyConstructor.define({ namespace, fields }).`,
+    );
+  }
+  const list: readonly unknown[] = rules;
+  if (!isArray(list)) {
+    throw new CacheConfigError(`${owner}: invalidateOn must be an array of InvalidationRule(...).`);
+  }
+  const names = key.argFields.map((f) => f.name);
+  for (const rule of rules) {
+    if (!isRule(rule)) {
+      throw new CacheConfigError(
+        `${owner}: every invalidateOn entry must come from InvalidationRule({ event, fieldMapping }).`,
+      );
+    }
+    for (const field of Object.keys(rule.fieldMapping)) {
+      if (!names.includes(field)) {
+        throw new CacheConfigError(
+          `${owner}: the rule on ${describeEvent(rule.event)} maps "${field}", which is not a field ` +
+            `of key "${key.namespace}" (its fields: ${names.join(', ') || 'none'}).`,
+        );
+      }
+    }
+  }
+  return Object.freeze({ owner, key, rules: Object.freeze([...rules]) });
+}
+
+function isArray(value: unknown): boolean {
+  return Array.isArray(value);
+}
+
+function isRule(value: unknown): value is InvalidationRule {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { fieldMapping?: unknown }).fieldMapping === 'object' &&
+    'event' in value
+  );
+}
+
+/**
+ * Records that a method of a class is cached under `key` and invalidated by `rules`. This is
+ * the hook a caching decorator calls for its `invalidateOn` option; every application that
+ * provides the class (as a provider or controller) then runs the rules when their events fire.
+ *
+ * @param target the class, or its prototype (what a method decorator receives)
+ * @example
+ * ```ts
+ * // inside a method decorator
+ * registerInvalidation(target, propertyKey, options.key, options.invalidateOn ?? []);
+ * ```
+ */
+export function registerInvalidation(
+  target: object,
+  propertyKey: string | symbol,
+  key: unknown,
+  rules: readonly InvalidationRule[],
+): void {
+  const type = (typeof target === 'function' ? target : target.constructor) as Constructor;
+  const owner = `${type.name || 'anonymous'}.${String(propertyKey)}`;
+  const binding = createInvalidationBinding(owner, key, rules);
+  let methods = byClass.get(type);
+  if (!methods) {
+    methods = new Map();
+    byClass.set(type, methods);
+  }
+  if (binding.rules.length === 0) methods.delete(propertyKey);
+  else methods.set(propertyKey, binding);
+}
+
+/**
+ * The invalidation bindings of a class, its own and inherited (a subclass's method wins over
+ * the parent's method of the same name).
+ */
+export function invalidationBindingsOf(type: unknown): InvalidationBinding[] {
+  const found = new Map<string | symbol, InvalidationBinding>();
+  let current: unknown = type;
+  while (typeof current === 'function' && current !== Function.prototype) {
+    for (const [method, binding] of byClass.get(current) ?? []) {
+      if (!found.has(method)) found.set(method, binding);
+    }
+    current = Object.getPrototypeOf(current);
+  }
+  return [...found.values()];
+}
+
+/**
+ * The entries one rule drops for one event payload (an array payload is several payloads).
+ */
+export function planInvalidation(
+  binding: InvalidationBinding,
+  rule: InvalidationRule,
+  payload: unknown,
+): KeyTarget[] {
+  const payloads = Array.isArray(payload) ? (payload as unknown[]) : [payload];
+  return payloads.map((item) => binding.key.target(mapPayload(rule, item)));
+}
+
+function mapPayload(rule: InvalidationRule, payload: unknown): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const [field, source] of Object.entries(rule.fieldMapping)) {
+    const value = typeof source === 'function' ? source(payload) : readPath(payload, source);
+    // An unknown value widens the target (partition or namespace) instead of guessing.
+    if (value !== undefined) values[field] = value;
+  }
+  return values;
+}
+
+function readPath(payload: unknown, path: string): unknown {
+  let current = payload;
+  for (const part of path.split('.')) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}

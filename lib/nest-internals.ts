@@ -1,0 +1,8 @@
+/**
+ * The one place that imports Nest's private paths. They are stable in practice (other official
+ * modules use them), but if Nest moves them, this is the only file to change.
+ */
+export type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+export type { Module as NestModule } from '@nestjs/core/injector/module';
+export { INTERCEPTORS_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants';
+export { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';

@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+// The sample app imports the library from source; an application imports 'nestjs-cachekit'.
+import { CacheModule } from '../lib';
+import { ModelsModule } from './models/models.module';
+import { ProductsModule } from './products/products.module';
+import { UsersModule } from './users/users.module';
+
+/**
+ * In-memory cache by default. Switch to Redis with environment variables only:
+ * `CACHE_PROVIDER=redis CACHE_REDIS_URL=redis://127.0.0.1:6379 npm start`.
+ */
+@Module({
+  imports: [CacheModule.forRoot({ isGlobal: true }), ProductsModule, ModelsModule, UsersModule],
+})
+export class AppModule {}

@@ -1,0 +1,82 @@
+import { Injectable, NotFoundException } from '@nestjs/common';
+// The sample app imports the library from source; an application imports 'nestjs-cachekit'.
+import { CacheEvict, CachePut, Cacheable } from '../../lib';
+import type { Product } from './product';
+
+const PRODUCT_TTL = 900; // 15 minutes
+const CATEGORY_TTL = 300; // 5 minutes
+
+/**
+ * The PyFly seed's "Complete Example: Product Catalog Service", with declarative caching:
+ * lookups are cached, writes refresh the product's entry (`@CachePut`) and drop the cached
+ * lists (`@CacheEvict` on the `products:` prefix), deletes evict, clearing the catalog clears
+ * the cache. No CacheService in sight: the decorators find this application's cache.
+ */
+@Injectable()
+export class ProductsService {
+  /** Simulated database. */
+  private readonly db = new Map<string, Product>();
+  /** How many times the "database" was read, so the cache's effect is visible. */
+  dbReads = 0;
+
+  /** Fetch a product by id; cached for 15 minutes. A missing product is not cached. */
+  @Cacheable('product:{productId}', { ttl: PRODUCT_TTL, unless: (p: Product | null) => p === null })
+  async get(productId: string): Promise<Product | null> {
+    return this.read(() => this.copy(this.db.get(productId)) ?? null);
+  }
+
+  /** Every product; cached for 5 minutes. */
+  @Cacheable('products:all', { ttl: CATEGORY_TTL })
+  async list(): Promise<Product[]> {
+    return this.read(() => [...this.db.values()].map((p) => ({ ...p })));
+  }
+
+  /** Products of one category; cached for 5 minutes. */
+  @Cacheable('products:category:{category}', { ttl: CATEGORY_TTL })
+  async listByCategory(category: string): Promise<Product[]> {
+    return this.read(() =>
+      [...this.db.values()].filter((p) => p.category === category).map((p) => ({ ...p })),
+    );
+  }
+
+  /** Create a product: always runs, caches the result, drops the cached lists. */
+  @CachePut('product:{product.productId}', { ttl: PRODUCT_TTL })
+  @CacheEvict({ prefix: 'products:' })
+  async create(product: Product): Promise<Product> {
+    this.db.set(product.productId, { ...product });
+    return { ...product };
+  }
+
+  /** Update a product: always runs, then refreshes its cache entry and drops the lists. */
+  @CachePut('product:{productId}', { ttl: PRODUCT_TTL })
+  @CacheEvict({ prefix: 'products:' })
+  async update(productId: string, data: Partial<Omit<Product, 'productId'>>): Promise<Product> {
+    const existing = this.db.get(productId);
+    if (!existing) throw new NotFoundException(`Product ${productId} not found`);
+    Object.assign(existing, data, { productId });
+    return { ...existing };
+  }
+
+  /** Delete a product and evict its entry (and the lists). */
+  @CacheEvict({ key: 'product:{productId}' })
+  @CacheEvict({ prefix: 'products:' })
+  async delete(productId: string): Promise<void> {
+    this.db.delete(productId);
+  }
+
+  /** Remove all products and clear the cache. */
+  @CacheEvict({ allEntries: true })
+  async clearCatalog(): Promise<void> {
+    this.db.clear();
+  }
+
+  private read<T>(query: () => T): T {
+    this.dbReads++;
+    return query();
+  }
+
+  /** The "database" hands out copies, as a real one would. */
+  private copy(product: Product | undefined): Product | undefined {
+    return product && { ...product };
+  }
+}

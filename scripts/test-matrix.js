@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// `npm test`: the whole Jest suite against every supported NestJS major, one after the other
+// (Nest 11 from the root node_modules, Nest 12 from compat/nest12 — see jest.nest12.config.js),
+// then the ESM smoke check of the built package in a Nest 12 application.
+// Extra arguments are passed to Jest in both runs: `npm test -- test/e2e/cache-module.spec.ts`.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
+const args = process.argv.slice(2);
+const step = (title, command, commandArgs) => {
+  console.log(`\n== ${title}`);
+  const { status } = spawnSync(command, commandArgs, { cwd: root, stdio: 'inherit' });
+  if (status !== 0) {
+    console.error(`\n${title}: failed (exit ${status}).`);
+    process.exit(status ?? 1);
+  }
+};
+
+step('Install NestJS 12 test dependencies', process.execPath, [
+  join(__dirname, 'ensure-deps.js'),
+  'compat/nest12',
+]);
+step('Test suite on NestJS 11', process.execPath, [jest, ...args]);
+step('Test suite on NestJS 12', process.execPath, [jest, '-c', 'jest.nest12.config.js', ...args]);
+step('ESM smoke check on NestJS 12', process.execPath, [
+  join(root, 'compat', 'nest12', 'esm-smoke.mjs'),
+]);

@@ -1,0 +1,222 @@
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Injectable,
+  Param,
+  ParseIntPipe,
+  Post,
+  Query,
+  SetMetadata,
+  UseGuards,
+  type CanActivate,
+  type ExecutionContext,
+  type INestApplication,
+  type PipeTransform,
+} from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants';
+import { Reflector } from '@nestjs/core';
+import { Observable, of } from 'rxjs';
+import request from 'supertest';
+import { CacheEvict, CacheModule, CacheService, Cacheable } from '../../lib';
+import { createHttpApp, PLATFORMS } from '../support/http-platforms';
+
+/** Another library's method decorator, writing its own metadata key the way Nest's do. */
+const LIBRARY_KEY = 'some-library:method-options';
+const LibraryDecorator =
+  (value: string): MethodDecorator =>
+  (_target, _key, descriptor) => {
+    Reflect.defineMetadata(LIBRARY_KEY, value, descriptor.value as object);
+    return descriptor;
+  };
+
+/** Lets a request through only when it carries the role the handler's metadata asks for. */
+@Injectable()
+class RoleGuard implements CanActivate {
+  constructor(private readonly reflector: Reflector) {}
+  canActivate(context: ExecutionContext): boolean {
+    const roles = this.reflector.get<string[] | undefined>('roles', context.getHandler());
+    if (!roles) return true;
+    const request = context.switchToHttp().getRequest<{ headers: Record<string, string> }>();
+    return roles.includes(request.headers['x-role']);
+  }
+}
+
+/** Upper-cases a query value, to show pipes run before the key is rendered. */
+class UpperPipe implements PipeTransform<string | undefined, string | undefined> {
+  transform(value: string | undefined): string | undefined {
+    return value?.toUpperCase();
+  }
+}
+
+const calls: Record<string, number> = {};
+const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
+
+@Controller('products')
+class ProductsController {
+  // Cache decorator below the route decorators.
+  @Get(':id')
+  @HttpCode(200)
+  @Cacheable('product:{id}')
+  async get(@Param('id') id: string): Promise<{ id: string; name: string }> {
+    count('get');
+    return { id, name: `Product ${id}` };
+  }
+
+  // Cache decorator above the route decorators, with a pipe on the parameter.
+  @Cacheable('item:{id}')
+  @Get('items/:id')
+  @HttpCode(203)
+  item(@Param('id', ParseIntPipe) id: number): { id: number; type: string } {
+    count('item');
+    return { id, type: typeof id };
+  }
+
+  @Get('search/all')
+  @Cacheable('search:{q}:page:{page}')
+  search(@Query('q', UpperPipe) q: string, @Query('page') page = '1'): string[] {
+    count('search');
+    return [`${q}@${page}`];
+  }
+
+  @Get('stream/:id')
+  @Cacheable('obs:{id}')
+  stream(@Param('id') id: string): Observable<{ id: string; via: string }> {
+    count('stream');
+    return of({ id, via: 'observable' });
+  }
+
+  // Guard + custom metadata, cache decorator in the middle.
+  @Get('admin/:id')
+  @UseGuards(RoleGuard)
+  @Cacheable('admin:{id}')
+  @SetMetadata('roles', ['admin'])
+  @LibraryDecorator('below')
+  admin(@Param('id') id: string): { id: string; admin: boolean } {
+    count('admin');
+    return { id, admin: true };
+  }
+
+  @LibraryDecorator('above')
+  @SetMetadata('roles', ['editor'])
+  @Cacheable('editor:{id}')
+  @UseGuards(RoleGuard)
+  @Get('editor/:id')
+  editor(@Param('id') id: string): { id: string; editor: boolean } {
+    count('editor');
+    return { id, editor: true };
+  }
+
+  @Post()
+  @HttpCode(202)
+  @CacheEvict({ key: 'product:{body.id}' })
+  update(@Body() body: { id: string }): { updated: string } {
+    count('update');
+    return { updated: body.id };
+  }
+}
+
+describe.each(PLATFORMS)('decorated controller handlers (%s)', (platform) => {
+  let app: INestApplication;
+  let cache: CacheService;
+
+  beforeEach(async () => {
+    for (const name of Object.keys(calls)) delete calls[name];
+    app = await createHttpApp(platform, {
+      imports: [CacheModule.forRoot()],
+      controllers: [ProductsController],
+      providers: [RoleGuard],
+    });
+    cache = app.get(CacheService);
+  });
+
+  afterEach(async () => {
+    await app.close();
+  });
+
+  it('two GET /products/1 run the handler body once, with X-Cache MISS then HIT', async () => {
+    const first = await request(app.getHttpServer()).get('/products/1').expect(200);
+    const second = await request(app.getHttpServer()).get('/products/1').expect(200);
+    expect(first.body).toEqual({ id: '1', name: 'Product 1' });
+    expect(second.body).toEqual(first.body);
+    expect(calls.get).toBe(1);
+    expect(first.headers['x-cache']).toBe('MISS');
+    expect(second.headers['x-cache']).toBe('HIT');
+    expect(await cache.get('product:1')).toEqual({ id: '1', name: 'Product 1' });
+  });
+
+  it('keeps pipes and @HttpCode when the cache decorator is above the route', async () => {
+    const first = await request(app.getHttpServer()).get('/products/items/7').expect(203);
+    await request(app.getHttpServer()).get('/products/items/7').expect(203);
+    expect(first.body).toEqual({ id: 7, type: 'number' });
+    expect(calls.item).toBe(1);
+    await request(app.getHttpServer()).get('/products/items/x').expect(400);
+    expect(calls.item).toBe(1);
+  });
+
+  it('renders keys from piped query parameters with their defaults', async () => {
+    await request(app.getHttpServer()).get('/products/search/all?q=shoes').expect(200);
+    await request(app.getHttpServer()).get('/products/search/all?q=SHOES&page=1').expect(200);
+    expect(calls.search).toBe(1);
+    expect(await cache.get('search:SHOES:page:1')).toEqual(['SHOES@1']);
+  });
+
+  it('caches handlers returning an Observable', async () => {
+    const first = await request(app.getHttpServer()).get('/products/stream/3').expect(200);
+    const second = await request(app.getHttpServer()).get('/products/stream/3').expect(200);
+    expect(first.body).toEqual({ id: '3', via: 'observable' });
+    expect(second.body).toEqual(first.body);
+    expect(calls.stream).toBe(1);
+    expect(second.headers['x-cache']).toBe('HIT');
+  });
+
+  it('still runs guards reading metadata set on either side of the cache decorator', async () => {
+    await request(app.getHttpServer()).get('/products/admin/1').expect(403);
+    await request(app.getHttpServer()).get('/products/admin/1').set('x-role', 'admin').expect(200);
+    await request(app.getHttpServer()).get('/products/admin/1').set('x-role', 'admin').expect(200);
+    // A cached answer never skips the guard.
+    await request(app.getHttpServer()).get('/products/admin/1').expect(403);
+    expect(calls.admin).toBe(1);
+
+    await request(app.getHttpServer()).get('/products/editor/2').set('x-role', 'admin').expect(403);
+    await request(app.getHttpServer())
+      .get('/products/editor/2')
+      .set('x-role', 'editor')
+      .expect(200);
+    expect(calls.editor).toBe(1);
+  });
+
+  it('keeps POST routes, @Body and @HttpCode on an evicting handler', async () => {
+    await request(app.getHttpServer()).get('/products/5').expect(200);
+    expect(await cache.has('product:5')).toBe(true);
+    const res = await request(app.getHttpServer()).post('/products').send({ id: '5' }).expect(202);
+    expect(res.body).toEqual({ updated: '5' });
+    expect(await cache.has('product:5')).toBe(false);
+    await request(app.getHttpServer()).get('/products/5').expect(200);
+    expect(calls.get).toBe(2);
+  });
+});
+
+describe('metadata survives the cache decorators, in either order', () => {
+  const reflector = new Reflector();
+  const proto = ProductsController.prototype;
+
+  it('reads SetMetadata and other libraries’ keys back through Reflector', () => {
+    expect(reflector.get('roles', proto.admin)).toEqual(['admin']);
+    expect(reflector.get(LIBRARY_KEY, proto.admin)).toBe('below');
+    expect(reflector.get('roles', proto.editor)).toEqual(['editor']);
+    expect(reflector.get(LIBRARY_KEY, proto.editor)).toBe('above');
+  });
+
+  it('keeps route paths on the handler', () => {
+    expect(reflector.get(PATH_METADATA, proto.get)).toBe(':id');
+    expect(reflector.get(PATH_METADATA, proto.item)).toBe('items/:id');
+    expect(reflector.get(PATH_METADATA, proto.editor)).toBe('editor/:id');
+  });
+
+  it('keeps the method name', () => {
+    expect(proto.get.name).toBe('get');
+    expect(proto.editor.name).toBe('editor');
+  });
+});

@@ -1,0 +1,56 @@
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import { CacheModule } from '../../lib';
+import { UsersModule } from '../../sample-app/users/users.module';
+
+describe('sample app: users (KeyConstructor + invalidation on save)', () => {
+  let app: INestApplication;
+
+  beforeEach(async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ isGlobal: true, namespace: 'sample-users' }), UsersModule],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+  });
+
+  afterEach(() => app.close());
+
+  it('serves the payload from the cache until the user is saved', async () => {
+    const server = app.getHttpServer();
+    const first = await request(server).get('/users/1').expect(200);
+    const second = await request(server).get('/users/1').expect(200);
+    expect(second.body).toEqual(first.body);
+    expect(second.body.databaseReads).toBe(1);
+    const full = await request(server).get('/users/1?view=full').expect(200);
+    expect(full.body.email).toBe('ada@example.com');
+    const stats = await request(server).get('/users/1/stats').expect(200);
+
+    await request(server).patch('/users/1').send({ name: 'Ada King' }).expect(200);
+
+    const summary = await request(server).get('/users/1').expect(200);
+    expect(summary.body.name).toBe('Ada King');
+    expect(summary.body.renderedAt).not.toBe(first.body.renderedAt);
+    const fullAgain = await request(server).get('/users/1?view=full').expect(200);
+    expect(fullAgain.body.name).toBe('Ada King');
+    const statsAgain = await request(server).get('/users/1/stats').expect(200);
+    expect(statsAgain.body.computedAt).not.toBe(stats.body.computedAt);
+
+    // Another user's payload was never touched.
+    await request(server).get('/users/2').expect(200);
+    const reads = (await request(server).get('/users/2').expect(200)).body.databaseReads;
+    await request(server).patch('/users/1').send({ name: 'Ada' }).expect(200);
+    expect((await request(server).get('/users/2').expect(200)).body.databaseReads).toBe(reads + 1);
+  });
+
+  it('wipes one user partition on demand', async () => {
+    const server = app.getHttpServer();
+    await request(server).get('/users/1').expect(200);
+    await request(server).get('/users/1?view=full').expect(200);
+    await request(server).get('/users/2').expect(200);
+    expect((await request(server).delete('/users/1/cache').expect(200)).body).toEqual({
+      deleted: 2,
+    });
+  });
+});

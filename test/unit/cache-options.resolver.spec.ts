@@ -1,0 +1,124 @@
+import { CacheConfigError } from '../../lib';
+import { resolveCacheOptions } from '../../lib/cache-options.resolver';
+
+describe('resolveCacheOptions', () => {
+  it('applies the documented defaults', () => {
+    const resolved = resolveCacheOptions({}, {});
+    expect(resolved).toMatchObject({
+      enabled: true,
+      provider: 'memory',
+      ttl: 300,
+      namespace: 'cache',
+      failover: false,
+      memory: { maxEntries: 10_000, sweepInterval: 60 },
+    });
+  });
+
+  it('reads every CACHE_* environment variable', () => {
+    const resolved = resolveCacheOptions(
+      {},
+      {
+        CACHE_ENABLED: 'false',
+        CACHE_PROVIDER: 'redis',
+        CACHE_TTL: '12.5',
+        CACHE_NAMESPACE: 'shop',
+        CACHE_REDIS_URL: 'redis://:pw@10.0.0.1:6380/3',
+      },
+    );
+    expect(resolved.enabled).toBe(false);
+    expect(resolved.provider).toBe('redis');
+    expect(resolved.ttl).toBe(12.5);
+    expect(resolved.namespace).toBe('shop');
+    expect(resolved.redis).toEqual({ url: 'redis://:pw@10.0.0.1:6380/3' });
+  });
+
+  it('lets explicit options win over the environment', () => {
+    const resolved = resolveCacheOptions(
+      {
+        enabled: true,
+        provider: 'memory',
+        ttl: 5,
+        namespace: 'app',
+        redis: { url: 'redis://h:1' },
+      },
+      {
+        CACHE_ENABLED: 'false',
+        CACHE_PROVIDER: 'redis',
+        CACHE_TTL: '99',
+        CACHE_NAMESPACE: 'env',
+        CACHE_REDIS_URL: 'redis://env:2',
+      },
+    );
+    expect(resolved).toMatchObject({ enabled: true, provider: 'memory', ttl: 5, namespace: 'app' });
+    expect(resolved.redis).toEqual({ url: 'redis://h:1' });
+  });
+
+  it('accepts ttl 0 (never expires) and fractional seconds', () => {
+    expect(resolveCacheOptions({ ttl: 0 }, {}).ttl).toBe(0);
+    expect(resolveCacheOptions({ ttl: 0.25 }, {}).ttl).toBe(0.25);
+  });
+
+  it.each([
+    [{ provider: 'memcached' }, /"provider": "memcached"/],
+    [{ ttl: -1 }, /"ttl": -1/],
+    [{ ttl: Number.NaN }, /"ttl": NaN/],
+    [{ ttl: '60' }, /"ttl": "60"/],
+    [{ namespace: '' }, /"namespace": ""/],
+    [{ enabled: 'yes' }, /"enabled": "yes"/],
+    [{ memory: { maxEntries: 0 } }, /"memory.maxEntries": 0/],
+    [{ memory: { sweepInterval: -5 } }, /"memory.sweepInterval": -5/],
+    [{ failover: true }, /"failover".*provider 'redis'/],
+    [{ ttL: 60 }, /Unknown CacheModule option "ttL"/],
+    [
+      { provider: 'redis', redis: { url: 'not a url' } },
+      /"redis.url": "not a url" is not a valid URL/,
+    ],
+    [{ provider: 'redis', redis: { url: 'http://h:1' } }, /"redis.url".*redis:\/\/ or rediss:\/\//],
+    [{ provider: 'redis', redis: { url: 'redis://h:1/abc' } }, /"redis.url".*database "abc"/],
+    [{ adapter: { get: () => 1 } }, /"adapter"/],
+  ])('rejects %p naming the option and value', (options, message) => {
+    expect(() => resolveCacheOptions(options as never, {})).toThrow(CacheConfigError);
+    expect(() => resolveCacheOptions(options as never, {})).toThrow(message);
+  });
+
+  it.each([
+    [{ CACHE_TTL: 'soon' }, /CACHE_TTL="soon"/],
+    [{ CACHE_TTL: '-3' }, /"ttl \(from CACHE_TTL\)": -3/],
+    [{ CACHE_ENABLED: 'maybe' }, /CACHE_ENABLED="maybe"/],
+    [{ CACHE_PROVIDER: 'disk' }, /"provider \(from CACHE_PROVIDER\)": "disk"/],
+    [{ CACHE_PROVIDER: 'redis', CACHE_REDIS_URL: 'redis//missing-colon' }, /CACHE_REDIS_URL/],
+  ])('rejects the environment %p naming the variable', (env, message) => {
+    expect(() => resolveCacheOptions({}, env)).toThrow(message);
+  });
+
+  it('ignores CACHE_REDIS_URL when the provider is memory', () => {
+    expect(resolveCacheOptions({}, { CACHE_REDIS_URL: 'garbage' }).provider).toBe('memory');
+  });
+
+  it('never puts a URL password into an error message', () => {
+    const attempts: Array<() => unknown> = [
+      () =>
+        resolveCacheOptions(
+          { provider: 'redis', redis: { url: 'redis://user:hunter2@host:6379/db9x' } },
+          {},
+        ),
+      () => resolveCacheOptions({ provider: 'redis', redis: { url: 'http://:hunter2@host' } }, {}),
+      () =>
+        resolveCacheOptions(
+          {},
+          { CACHE_PROVIDER: 'redis', CACHE_REDIS_URL: 'redis://:hunter2@/x y' },
+        ),
+    ];
+    for (const attempt of attempts) {
+      let message = '';
+      try {
+        attempt();
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).not.toBe('');
+      expect(message).not.toContain('hunter2');
+      expect(message).toContain('***');
+    }
+  });
+});
