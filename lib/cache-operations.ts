@@ -4,7 +4,7 @@ import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
 import { boundCache } from './cache-binding';
 import { recordCacheStatus } from './cache-status';
 import { CACHE_LOGGER_CONTEXT } from './cache.constants';
-import { WRAP_WITH_STATUS, type CacheService } from './cache.service';
+import { PEEK, WRAP_WITH_STATUS, type CacheService, type WrapResult } from './cache.service';
 import type { CacheCondition, CacheUnless } from './interfaces/cache-operation-options.interface';
 import type { KeyResolver, MethodCall } from './keys/key-resolver';
 import type { MethodSignature } from './keys/key-template';
@@ -92,12 +92,48 @@ export function invokeCachedMethod(
       // would hide the request's X-Cache recorder).
       return defer(AsyncResource.bind(() => from(execute(cache, method, self, args))));
     case 'promise':
-      return execute(cache, method, self, args);
+      return method.operations.length === 1 && method.operations[0].kind === 'cacheable'
+        ? cacheableOnly(cache, method, method.operations[0], self, args)
+        : execute(cache, method, self, args);
     default:
       // Not known yet (no telling return type, and the method has not run): answer with
       // something that works both ways.
       return new ObservablePromise(execute(cache, method, self, args));
   }
+}
+
+/**
+ * {@link execute} for the most common shape, one `@Cacheable` and nothing else: the same
+ * steps without the general bookkeeping, so a hit costs little more than `CacheService.get`.
+ */
+function cacheableOnly(
+  cache: CacheService,
+  method: CachedMethod,
+  op: CacheableOperation,
+  instance: object,
+  args: unknown[],
+): Promise<unknown> {
+  const key = applies(op, method, instance, args)
+    ? render(op.key, method, { instance, args, hasResult: false })
+    : undefined;
+  if (key !== undefined) {
+    const hit = cache[PEEK](key);
+    if (hit !== undefined) {
+      recordCacheStatus('hit');
+      return Promise.resolve(hit);
+    }
+  }
+  const invoke = (): Promise<unknown> => settle(method, method.original.apply(instance, args));
+  if (key === undefined) return invoke();
+  const unless = vetoed(op.unless, method, key);
+  return cache[WRAP_WITH_STATUS](key, invoke, unless ? { ttl: op.ttl, unless } : op.ttl).then(
+    reported,
+  );
+}
+
+function reported(result: WrapResult<unknown>): unknown {
+  recordCacheStatus(result.status);
+  return result.value;
 }
 
 /**
@@ -143,12 +179,14 @@ async function execute(
   const cacheable = active.find((op): op is CacheableOperation => op.kind === 'cacheable');
   const key = cacheable && render(cacheable.key, method, before);
   if (cacheable && key !== undefined) {
-    const { value, status } = await cache[WRAP_WITH_STATUS](key, invoke, {
-      ttl: cacheable.ttl,
-      unless: vetoed(cacheable.unless, method, key),
-    });
-    recordCacheStatus(status);
-    result = value;
+    const unless = vetoed(cacheable.unless, method, key);
+    result = reported(
+      await cache[WRAP_WITH_STATUS](
+        key,
+        invoke,
+        unless ? { ttl: cacheable.ttl, unless } : cacheable.ttl,
+      ),
+    );
   } else {
     result = await invoke();
   }

@@ -3,6 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from './cache.constants';
 import { CacheArgumentError, CacheKeyError } from './cache.errors';
 import type { ResolvedCacheOptions } from './cache-options.resolver';
+import { MemoryCacheAdapter } from './adapters/memory.adapter';
 import { CacheAdapter } from './interfaces/cache-adapter.interface';
 import { RateLimitedLogger } from './utils/rate-limited-logger';
 import { assertSerializable } from './utils/serializable';
@@ -26,6 +27,20 @@ export type WrapStatus = 'hit' | 'miss' | 'shared' | 'disabled';
  * it as `X-Cache`). A symbol, so it stays off the public API.
  */
 export const WRAP_WITH_STATUS: unique symbol = Symbol('cachekit:wrap-with-status');
+
+/**
+ * Internal: the cached value of a key when the backend answers synchronously (the built-in
+ * memory adapter), else `undefined`. Lets a decorated method's hit skip the Promise chain.
+ */
+export const PEEK: unique symbol = Symbol('cachekit:peek');
+
+/** How one {@link CacheService.wrap} call was answered, with the value. */
+export interface WrapResult<T> {
+  readonly value: T;
+  readonly status: WrapStatus;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 interface Flight {
   readonly promise: Promise<unknown>;
@@ -53,11 +68,18 @@ export class CacheService {
   private readonly flights = new Map<string, Flight>();
   /** Keys whose loader is running in the current async context (see `wrap`). */
   private readonly loading = new AsyncLocalStorage<ReadonlySet<string>>();
+  /**
+   * The built-in memory adapter, when it is the backend: read and written synchronously, so a
+   * call costs one resolved Promise instead of a chain of them (bench/RESULTS.md).
+   */
+  private readonly local: MemoryCacheAdapter | undefined;
 
   constructor(
     @Inject(CacheAdapter) private readonly adapter: CacheAdapter,
     @Inject(CACHE_MODULE_OPTIONS) private readonly options: ResolvedCacheOptions,
-  ) {}
+  ) {
+    this.local = adapter instanceof MemoryCacheAdapter ? adapter : undefined;
+  }
 
   /** `false` when caching is switched off (`enabled: false`). */
   get enabled(): boolean {
@@ -78,15 +100,12 @@ export class CacheService {
    * Resolves the cached value, or `undefined` on a miss. A cached `null`, `0`, `''` or
    * `false` is a hit and comes back as itself.
    */
-  async get<T = unknown>(key: string): Promise<T | undefined> {
-    assertKey(key);
-    if (!this.options.enabled) return undefined;
-    try {
-      return await this.adapter.get<T>(key);
-    } catch (error) {
-      this.backendFailed('GET', key, error);
-      return undefined;
-    }
+  get<T = unknown>(key: string): Promise<T | undefined> {
+    const invalid = keyError(key);
+    if (invalid) return Promise.reject(invalid);
+    if (!this.options.enabled) return Promise.resolve(undefined);
+    if (this.local) return Promise.resolve(this.local.getSync<T>(key));
+    return this.guarded('GET', key, () => this.adapter.get<T>(key), undefined);
   }
 
   /**
@@ -94,17 +113,22 @@ export class CacheService {
    * expires). Rejects with `CacheSerializationError` if the value is not JSON-compatible, in
    * which case the previous entry is untouched.
    */
-  async set(key: string, value: unknown, ttl?: number): Promise<void> {
-    assertKey(key);
-    const seconds = this.ttlOf(ttl);
-    assertSerializable(value, key);
-    if (!this.options.enabled) return;
-    this.supersede(key, true);
+  set(key: string, value: unknown, ttl?: number): Promise<void> {
+    let seconds: number;
     try {
-      await this.adapter.set(key, value, seconds);
+      assertKey(key);
+      seconds = this.ttlOf(ttl);
+      assertSerializable(value, key);
     } catch (error) {
-      this.backendFailed('SET', key, error);
+      return Promise.reject(error as Error);
     }
+    if (!this.options.enabled) return RESOLVED;
+    this.supersede(key, true);
+    if (this.local) {
+      this.local.setSync(key, value, seconds);
+      return RESOLVED;
+    }
+    return this.guarded('SET', key, () => this.adapter.set(key, value, seconds), undefined);
   }
 
   /** Deletes `key`; resolves `true` if it existed. */
@@ -202,43 +226,83 @@ export class CacheService {
    *
    * @param ttl seconds, or {@link WrapOptions}; defaults to the module's `ttl`.
    */
-  async wrap<T>(
-    key: string,
-    loader: () => T | Promise<T>,
-    ttl?: number | WrapOptions<T>,
-  ): Promise<T> {
-    return (await this[WRAP_WITH_STATUS](key, loader, ttl)).value;
+  wrap<T>(key: string, loader: () => T | Promise<T>, ttl?: number | WrapOptions<T>): Promise<T> {
+    return this[WRAP_WITH_STATUS](key, loader, ttl).then(valueOf);
+  }
+
+  /** @internal See {@link PEEK}. */
+  [PEEK]<T>(key: string): T | undefined {
+    return this.options.enabled ? this.local?.getSync<T>(key) : undefined;
   }
 
   /** @internal {@link wrap}, also resolving how it answered. */
-  async [WRAP_WITH_STATUS]<T>(
+  [WRAP_WITH_STATUS]<T>(
     key: string,
     loader: () => T | Promise<T>,
     ttl?: number | WrapOptions<T>,
-  ): Promise<{ value: T; status: WrapStatus }> {
-    assertKey(key);
-    const options: WrapOptions<T> = typeof ttl === 'object' && ttl !== null ? ttl : { ttl };
-    const seconds = this.ttlOf(options.ttl);
-    if (!this.options.enabled) return { value: await loader(), status: 'disabled' };
+  ): Promise<WrapResult<T>> {
+    let options: WrapOptions<T>;
+    let seconds: number;
+    try {
+      assertKey(key);
+      options = typeof ttl === 'object' && ttl !== null ? ttl : { ttl };
+      seconds = this.ttlOf(options.ttl);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (!this.options.enabled) return callThrough(loader, 'disabled');
     // A loader that wraps its own key again (two layers cached under one key, an interceptor
     // applied twice) would wait for itself: let the inner call through; the outer stores.
-    if (this.loading.getStore()?.has(key)) return { value: await loader(), status: 'miss' };
-
+    if (this.loading.getStore()?.has(key)) {
+      return callThrough(loader, 'miss');
+    }
     const inFlight = this.flights.get(key);
-    if (inFlight) return { value: (await inFlight.promise) as T, status: 'shared' };
+    if (inFlight) return inFlight.promise.then(shared) as Promise<WrapResult<T>>;
+    if (this.local) {
+      // Read and, on a miss, start the load with no await in between: no caller can slip in.
+      const cached = this.local.getSync<T>(key);
+      if (cached !== undefined) return Promise.resolve({ value: cached, status: 'hit' });
+      return this.startLoad(key, loader, seconds, options.unless);
+    }
+    return this.get<T>(key).then((cached) => {
+      if (cached !== undefined) return { value: cached, status: 'hit' as const };
+      // A concurrent caller may have started the load while we awaited the read.
+      const raced = this.flights.get(key);
+      if (raced) return raced.promise.then(shared) as Promise<WrapResult<T>>;
+      return this.startLoad(key, loader, seconds, options.unless);
+    });
+  }
 
-    const cached = await this.get<T>(key);
-    if (cached !== undefined) return { value: cached, status: 'hit' };
-
-    // A concurrent caller may have started the load while we awaited the read.
-    const raced = this.flights.get(key);
-    if (raced) return { value: (await raced.promise) as T, status: 'shared' };
-
+  private startLoad<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl: number,
+    unless: ((value: T) => boolean) | undefined,
+  ): Promise<WrapResult<T>> {
     const flight: Flight = { promise: undefined as unknown as Promise<unknown>, superseded: false };
-    const promise = this.load(key, loader, seconds, options.unless, flight);
+    const promise = this.load(key, loader, ttl, unless, flight);
     (flight as { promise: Promise<unknown> }).promise = promise;
     this.flights.set(key, flight);
-    return { value: await promise, status: 'miss' };
+    return promise.then(missed);
+  }
+
+  /** Runs `operation` on the backend; a failure is logged and answered with `fallback`. */
+  private guarded<R>(
+    operation: string,
+    key: string,
+    call: () => Promise<R>,
+    fallback: R,
+  ): Promise<R> {
+    try {
+      return call().then(undefined, (error: unknown) => {
+        this.backendFailed(operation, key, error);
+        return fallback;
+      });
+    } catch (error) {
+      // An adapter that throws instead of rejecting.
+      this.backendFailed(operation, key, error);
+      return Promise.resolve(fallback);
+    }
   }
 
   private async load<T>(
@@ -303,10 +367,33 @@ export class CacheService {
   }
 }
 
+function keyError(key: unknown): CacheKeyError | undefined {
+  if (typeof key === 'string' && key.length > 0) return undefined;
+  return new CacheKeyError(
+    `Cache keys must be non-empty strings, got ${key === '' ? 'an empty string' : typeof key}.`,
+  );
+}
+
 function assertKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new CacheKeyError(
-      `Cache keys must be non-empty strings, got ${key === '' ? 'an empty string' : typeof key}.`,
-    );
-  }
+  const error = keyError(key);
+  if (error) throw error;
+}
+
+function valueOf<T>(result: WrapResult<T>): T {
+  return result.value;
+}
+
+function shared<T>(value: T): WrapResult<T> {
+  return { value, status: 'shared' };
+}
+
+function missed<T>(value: T): WrapResult<T> {
+  return { value, status: 'miss' };
+}
+
+async function callThrough<T>(
+  loader: () => T | Promise<T>,
+  status: WrapStatus,
+): Promise<WrapResult<T>> {
+  return { value: await loader(), status };
 }

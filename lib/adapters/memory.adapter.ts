@@ -9,6 +9,17 @@ export interface MemoryCacheAdapterOptions {
   sweepInterval?: number;
 }
 
+// One options object per distinct TTL, not one per `set`.
+const ttlOptions = new Map<number, { ttl: number }>();
+function ttlOption(seconds: number): { ttl: number } {
+  let option = ttlOptions.get(seconds);
+  if (!option) {
+    option = { ttl: seconds > 0 ? Math.max(1, Math.round(seconds * 1000)) : 0 };
+    if (ttlOptions.size < 1000) ttlOptions.set(seconds, option);
+  }
+  return option;
+}
+
 // lru-cache cannot hold null/undefined values, so a cached null is stored as this marker.
 const NULL = Symbol('null');
 type Stored = NonNullable<unknown>;
@@ -51,15 +62,23 @@ export class MemoryCacheAdapter implements CacheAdapter {
   }
 
   get<T = unknown>(key: string): Promise<T | undefined> {
-    const value = this.store.get(key);
-    return Promise.resolve((value === NULL ? null : value) as T | undefined);
+    return Promise.resolve(this.getSync<T>(key));
   }
 
   set(key: string, value: unknown, ttl: number): Promise<void> {
-    this.store.set(key, value === null || value === undefined ? NULL : value, {
-      ttl: ttl > 0 ? Math.max(1, Math.round(ttl * 1000)) : 0,
-    });
+    this.setSync(key, value, ttl);
     return Promise.resolve();
+  }
+
+  /** {@link get} without the Promise: the value, or `undefined` on a miss. */
+  getSync<T = unknown>(key: string): T | undefined {
+    const value = this.store.get(key);
+    return (value === NULL ? null : value) as T | undefined;
+  }
+
+  /** {@link set} without the Promise. */
+  setSync(key: string, value: unknown, ttl: number): void {
+    this.store.set(key, value === null || value === undefined ? NULL : value, ttlOption(ttl));
   }
 
   delete(key: string): Promise<boolean> {

@@ -6,9 +6,14 @@ import { CacheKeyError } from '../cache.errors';
 // can neither collide with another key nor widen a SCAN pattern.
 // eslint-disable-next-line no-control-regex -- control characters are escaped on purpose
 const SPECIAL = /[%:=~*?[\]\\{}\u0000-\u001f\u007f]/g;
+// The same set without the global flag, for a stateless test.
+// eslint-disable-next-line no-control-regex -- control characters are escaped on purpose
+const HAS_SPECIAL = new RegExp(SPECIAL.source);
 
 /** Percent-escapes every character that has a meaning in a rendered key. */
 export function escapeKeyText(text: string): string {
+  // Most key parts need no escaping: test first, replace only when needed (hot path).
+  if (!HAS_SPECIAL.test(text)) return text;
   return text.replace(
     SPECIAL,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,

@@ -174,7 +174,10 @@ export function compileKeyTemplate(
   type Reader = (call: TemplateCall) => unknown;
   let usesResult = false;
   const renderers: Array<(call: TemplateCall) => string> = parts.map((part) => {
-    if ('literal' in part) return () => part.literal;
+    if ('literal' in part) {
+      const literal = part.literal;
+      return () => literal;
+    }
     let read: Reader;
     if (typeof part.root === 'number') {
       const index = part.root;
@@ -207,6 +210,8 @@ export function compileKeyTemplate(
       }
     }
     const path = part.path;
+    const label = `{${part.source}}`;
+    if (path.length === 0) return (call) => renderTemplateValue(read(call), label, separators);
     return (call) => {
       let value = read(call);
       for (const segment of path) {
@@ -216,14 +221,20 @@ export function compileKeyTemplate(
             ? undefined
             : (value as Record<string, unknown>)[segment];
       }
-      return renderTemplateValue(value, `{${part.source}}`, separators);
+      return renderTemplateValue(value, label, separators);
     };
   });
 
+  // Runs on every cached call: a plain loop, no intermediate array.
+  const count = renderers.length;
   return {
     template,
     usesResult,
-    render: (call) => renderers.map((render) => render(call)).join(''),
+    render: (call) => {
+      let key = '';
+      for (let i = 0; i < count; i++) key += renderers[i](call);
+      return key;
+    },
   };
 }
 

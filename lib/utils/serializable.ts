@@ -8,6 +8,9 @@ import { CacheSerializationError } from '../cache.errors';
  * Run before any write, so a rejected value never replaces the previous entry.
  */
 export function assertSerializable(value: unknown, key: string): void {
+  // The common case, on every write: a quick yes. The detailed walk, which builds the path of
+  // the offending part for the message, runs only when the answer is no.
+  if (value !== undefined && isSafe(value, [])) return;
   const problem =
     typeof value === 'object' && value !== null
       ? findProblem(value, 'value', [])
@@ -17,6 +20,55 @@ export function assertSerializable(value: unknown, key: string): void {
     `Cannot cache the value for key ${JSON.stringify(key)}: ${problem}. Cache values must be ` +
       `JSON-compatible (plain objects, arrays, strings, finite numbers, booleans, null); ` +
       `the previous entry, if any, was left unchanged.`,
+  );
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** `true` when JSON keeps `value` as it is (the same rules as {@link findProblem}). */
+function isSafe(value: unknown, ancestors: object[]): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object': {
+      if (value === null) return true;
+      if (ancestors.includes(value)) return false;
+      if (Array.isArray(value)) {
+        ancestors.push(value);
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          if (item === undefined || !isSafe(item, ancestors)) return false;
+        }
+        ancestors.pop();
+        return true;
+      }
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return true;
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null && isOpaque(value)) return false;
+      ancestors.push(value);
+      for (const prop in value) {
+        if (!hasOwn.call(value, prop)) continue;
+        const item = (value as Record<string, unknown>)[prop];
+        if (item !== undefined && !isSafe(item, ancestors)) return false;
+      }
+      ancestors.pop();
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+function isOpaque(value: object): boolean {
+  return (
+    value instanceof Map ||
+    value instanceof Set ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof Promise
   );
 }
 
@@ -43,12 +95,7 @@ function checkLeaf(value: unknown, path: string): string | undefined {
 function findProblem(value: object, path: string, ancestors: object[]): string | undefined {
   if (ancestors.includes(value)) return `${path} is a circular reference`;
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
-  if (
-    value instanceof Map ||
-    value instanceof Set ||
-    value instanceof WeakMap ||
-    value instanceof WeakSet
-  ) {
+  if (isOpaque(value) && !(value instanceof Promise)) {
     return `${path} is a ${value.constructor.name}, which JSON stores as {} (convert it to an object or array first)`;
   }
   if (value instanceof Promise) return `${path} is a Promise (await it first)`;

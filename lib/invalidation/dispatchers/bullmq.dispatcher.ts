@@ -73,6 +73,17 @@ export interface InvalidationJobRecord {
 type BullMq = typeof import('bullmq');
 
 const RETRY_MS = 1000;
+// TEMP-TRACE
+const T0 = Date.now();
+export function TRACE(msg: string): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('node:fs').appendFileSync(`/tmp/flaky/trace-${process.pid}.log`, `${Date.now() - T0} ${msg}\n`);
+}
+function traceClient(name: string, c: Redis): void {
+  for (const ev of ['connect', 'ready', 'close', 'reconnecting', 'end'])
+    c.on(ev, (...a: unknown[]) => TRACE(`${name} ${ev} ${a.join(',')} status=${c.status}`));
+  c.on('error', (e: Error) => TRACE(`${name} error ${e.message}`));
+}
 
 /**
  * A durable job queue on BullMQ over Redis (`'bullmq'`; the analogue of Restflow's celery / rq /
@@ -175,13 +186,23 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       defaultJobOptions: this.jobOptions,
     });
     this.queue = queue;
+    traceClient('producer', producer);
     queue.on('error', (error: Error) =>
       this.log.warn('bullmq:queue', `BullMQ invalidation queue: ${redactUrl(error.message)}`),
     );
     if (this.options.worker === false) return;
     const worker = new bullmq.Worker(
       this.queueName,
-      (job: Job) => execute(job.data as InvalidationJob),
+      async (job: Job) => {
+        TRACE(`worker run job ${job.id} attempt ${job.attemptsMade}`);
+        try {
+          await execute(job.data as InvalidationJob);
+          TRACE(`worker job ${job.id} done`);
+        } catch (e) {
+          TRACE(`worker job ${job.id} threw ${(e as Error).message}`);
+          throw e;
+        }
+      },
       {
         // BullMQ's blocking connection must retry forever (it is how the worker survives outages).
         connection: this.client({
@@ -193,6 +214,13 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       },
     );
     this.worker = worker;
+    traceClient('worker-main', this.clients[this.clients.length - 1]);
+    void worker.waitUntilReady().then(async () => {
+      const b = await (worker as unknown as { backend: { blockingClient: Promise<Redis> } }).backend.blockingClient;
+      TRACE(`worker ready; blocking status=${b?.status}`);
+      if (b) traceClient('worker-blocking', b);
+    });
+    worker.on('error', (e: Error) => TRACE(`worker error event ${e.message}`));
     worker.on('error', (error: Error) =>
       this.log.warn('bullmq:worker', `BullMQ invalidation worker: ${redactUrl(error.message)}`),
     );
@@ -217,8 +245,11 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       return;
     }
     try {
+      TRACE(`dispatch add (producer status ${this.clients[0]?.status})`);
       await this.add([job]);
+      TRACE(`dispatch add ok`);
     } catch (error) {
+      TRACE(`dispatch add failed ${(error as Error).message}`);
       this.log.warn(
         'bullmq:add',
         `BullMQ did not take the invalidation job for '${job.event}' (${reason(error)}); running it ` +
@@ -322,7 +353,9 @@ export class BullMqDispatcher implements InvalidationDispatcher {
 
   private scheduleRetry(): void {
     if (this.retryTimer || this.closed) return;
+    TRACE('scheduleRetry');
     this.retryTimer = setTimeout(() => {
+      TRACE('retry timer fired');
       this.retryTimer = undefined;
       void this.flush().then(() => {
         if (this.buffered.length > 0) this.scheduleRetry();
@@ -336,16 +369,21 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     const jobs = this.buffered;
     this.buffered = [];
     try {
+      TRACE(`flush add ${jobs.length} (producer status ${this.clients[0]?.status})`);
       await this.add(jobs);
+      TRACE(`flush ok`);
       this.log.logger.log(`Re-sent ${jobs.length} buffered cache invalidation job(s) to BullMQ.`);
-    } catch {
+    } catch (e) {
+      TRACE(`flush failed ${(e as Error).message}`);
       this.buffered = [...jobs, ...this.buffered];
     }
   }
 
   private async runInline(job: InvalidationJob, execute: InvalidationExecutor): Promise<void> {
     try {
+      TRACE('inline start');
       await execute(job);
+      TRACE('inline ok');
     } catch (error) {
       this.log.error(
         `bullmq:inline:${job.event}`,
