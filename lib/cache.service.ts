@@ -120,7 +120,7 @@ export class CacheService {
       seconds = this.ttlOf(ttl);
       assertSerializable(value, key);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(asError(error));
     }
     if (!this.options.enabled) return RESOLVED;
     this.supersede(key, true);
@@ -248,7 +248,7 @@ export class CacheService {
       options = typeof ttl === 'object' && ttl !== null ? ttl : { ttl };
       seconds = this.ttlOf(options.ttl);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(asError(error));
     }
     if (!this.options.enabled) return callThrough(loader, 'disabled');
     // A loader that wraps its own key again (two layers cached under one key, an interceptor
@@ -396,4 +396,8 @@ async function callThrough<T>(
   status: WrapStatus,
 ): Promise<WrapResult<T>> {
   return { value: await loader(), status };
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }

@@ -7,7 +7,6 @@ import { CacheKeyError } from '../cache.errors';
 // eslint-disable-next-line no-control-regex -- control characters are escaped on purpose
 const SPECIAL = /[%:=~*?[\]\\{}\u0000-\u001f\u007f]/g;
 // The same set without the global flag, for a stateless test.
-// eslint-disable-next-line no-control-regex -- control characters are escaped on purpose
 const HAS_SPECIAL = new RegExp(SPECIAL.source);
 
 /** Percent-escapes every character that has a meaning in a rendered key. */

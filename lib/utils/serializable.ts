@@ -23,7 +23,6 @@ export function assertSerializable(value: unknown, key: string): void {
   );
 }
 
-const hasOwn = Object.prototype.hasOwnProperty;
 
 /** `true` when JSON keeps `value` as it is (the same rules as {@link findProblem}). */
 function isSafe(value: unknown, ancestors: object[]): boolean {
@@ -50,7 +49,7 @@ function isSafe(value: unknown, ancestors: object[]): boolean {
       if (proto !== Object.prototype && proto !== null && isOpaque(value)) return false;
       ancestors.push(value);
       for (const prop in value) {
-        if (!hasOwn.call(value, prop)) continue;
+        if (!Object.hasOwn(value, prop)) continue;
         const item = (value as Record<string, unknown>)[prop];
         if (item !== undefined && !isSafe(item, ancestors)) return false;
       }
