@@ -23,7 +23,6 @@ export function assertSerializable(value: unknown, key: string): void {
   );
 }
 
-
 /** `true` when JSON keeps `value` as it is (the same rules as {@link findProblem}). */
 function isSafe(value: unknown, ancestors: object[]): boolean {
   switch (typeof value) {
