@@ -73,17 +73,6 @@ export interface InvalidationJobRecord {
 type BullMq = typeof import('bullmq');
 
 const RETRY_MS = 1000;
-// TEMP-TRACE
-const T0 = Date.now();
-export function TRACE(msg: string): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('node:fs').appendFileSync(`/tmp/flaky/trace-${process.pid}.log`, `${Date.now() - T0} ${msg}\n`);
-}
-function traceClient(name: string, c: Redis): void {
-  for (const ev of ['connect', 'ready', 'close', 'reconnecting', 'end'])
-    c.on(ev, (...a: unknown[]) => TRACE(`${name} ${ev} ${a.join(',')} status=${c.status}`));
-  c.on('error', (e: Error) => TRACE(`${name} error ${e.message}`));
-}
 
 /**
  * A durable job queue on BullMQ over Redis (`'bullmq'`; the analogue of Restflow's celery / rq /
@@ -119,6 +108,9 @@ export class BullMqDispatcher implements InvalidationDispatcher {
   private readonly connection: RedisOptions;
   private readonly jobOptions: JobsOptions;
   private queue: Queue | undefined;
+  /** The queue's set-up failed; see {@link BullMqDispatcher.usableQueue}. */
+  private queueFailed = false;
+  private producer: Redis | undefined;
   private worker: Worker | undefined;
   private buffered: InvalidationJob[] = [];
   private readonly clients: Redis[] = [];
@@ -174,35 +166,17 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     const prefix = this.options.prefix;
     // The dispatcher owns its connections (BullMQ leaves shared ones open), so it can always
     // close them — BullMQ's own close() can leave a client reconnecting after an outage.
-    const producer = this.client({
+    this.producer = this.client({
       // Fail fast on the producer side: a publish must not wait for Redis to come back.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectionName: this.connection.connectionName ?? 'cachekit-invalidation-producer',
     });
-    const queue = new bullmq.Queue(this.queueName, {
-      connection: producer,
-      prefix,
-      defaultJobOptions: this.jobOptions,
-    });
-    this.queue = queue;
-    traceClient('producer', producer);
-    queue.on('error', (error: Error) =>
-      this.log.warn('bullmq:queue', `BullMQ invalidation queue: ${redactUrl(error.message)}`),
-    );
+    this.openQueue(bullmq);
     if (this.options.worker === false) return;
     const worker = new bullmq.Worker(
       this.queueName,
-      async (job: Job) => {
-        TRACE(`worker run job ${job.id} attempt ${job.attemptsMade}`);
-        try {
-          await execute(job.data as InvalidationJob);
-          TRACE(`worker job ${job.id} done`);
-        } catch (e) {
-          TRACE(`worker job ${job.id} threw ${(e as Error).message}`);
-          throw e;
-        }
-      },
+      (job: Job) => execute(job.data as InvalidationJob),
       {
         // BullMQ's blocking connection must retry forever (it is how the worker survives outages).
         connection: this.client({
@@ -214,13 +188,6 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       },
     );
     this.worker = worker;
-    traceClient('worker-main', this.clients[this.clients.length - 1]);
-    void worker.waitUntilReady().then(async () => {
-      const b = await (worker as unknown as { backend: { blockingClient: Promise<Redis> } }).backend.blockingClient;
-      TRACE(`worker ready; blocking status=${b?.status}`);
-      if (b) traceClient('worker-blocking', b);
-    });
-    worker.on('error', (e: Error) => TRACE(`worker error event ${e.message}`));
     worker.on('error', (error: Error) =>
       this.log.warn('bullmq:worker', `BullMQ invalidation worker: ${redactUrl(error.message)}`),
     );
@@ -245,11 +212,8 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       return;
     }
     try {
-      TRACE(`dispatch add (producer status ${this.clients[0]?.status})`);
       await this.add([job]);
-      TRACE(`dispatch add ok`);
     } catch (error) {
-      TRACE(`dispatch add failed ${(error as Error).message}`);
       this.log.warn(
         'bullmq:add',
         `BullMQ did not take the invalidation job for '${job.event}' (${reason(error)}); running it ` +
@@ -262,7 +226,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
 
   /** Jobs kept in BullMQ's failed set (they used up their attempts), newest first. */
   async failedJobs(start = 0, end = 99): Promise<InvalidationJobRecord[]> {
-    const jobs = this.queue ? await this.queue.getFailed(start, end) : [];
+    const jobs = this.queue ? await this.usableQueue().getFailed(start, end) : [];
     return jobs.map((job) => ({
       id: job.id,
       data: job.data as InvalidationJob,
@@ -273,7 +237,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
 
   /** Job counts by state (`waiting`, `active`, `delayed`, `completed`, `failed`, ...). */
   async counts(): Promise<Record<string, number>> {
-    return this.queue ? this.queue.getJobCounts() : {};
+    return this.queue ? this.usableQueue().getJobCounts() : {};
   }
 
   /** Jobs held in memory because Redis refused them. */
@@ -301,6 +265,49 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     for (const client of this.clients.splice(0)) client.disconnect();
     this.worker = undefined;
     this.queue = undefined;
+    this.producer = undefined;
+  }
+
+  /**
+   * Opens the BullMQ queue on the producer connection. BullMQ sets a queue up once, on its
+   * first connection (it waits for `ready`, then reads the server version with INFO), and keeps
+   * the outcome for the queue's lifetime: if Redis goes away during that set-up — the fail-fast
+   * producer gives INFO up after one retry — every later call on that queue rejects at once
+   * with the same error, even after Redis is back. So a queue whose set-up failed is noted
+   * here and replaced by {@link BullMqDispatcher.usableQueue}.
+   */
+  private openQueue(bullmq: BullMq = loadBullMq()): Queue {
+    const queue = new bullmq.Queue(this.queueName, {
+      connection: this.producer as Redis,
+      prefix: this.options.prefix,
+      defaultJobOptions: this.jobOptions,
+    });
+    this.queue = queue;
+    this.queueFailed = false;
+    queue.on('error', (error: Error) =>
+      this.log.warn('bullmq:queue', `BullMQ invalidation queue: ${redactUrl(error.message)}`),
+    );
+    queue.waitUntilReady().catch(() => {
+      if (this.queue === queue && !this.closed) this.queueFailed = true;
+    });
+    return queue;
+  }
+
+  /**
+   * The queue, or — when its set-up failed (see {@link BullMqDispatcher.openQueue}) — a new
+   * one on the same producer connection once that connection is ready again. Until then,
+   * throws so a publish falls back at once instead of waiting for Redis.
+   */
+  private usableQueue(): Queue {
+    if (!this.queueFailed) return this.queue as Queue;
+    const status = this.producer?.status;
+    if (status !== 'ready') {
+      throw new Error(`Redis not connected (ioredis status '${status ?? 'none'}')`);
+    }
+    const failed = this.queue as Queue;
+    // The producer connection is shared, so this only detaches BullMQ's listeners from it.
+    failed.close().catch(() => undefined);
+    return this.openQueue();
   }
 
   private client(overrides: RedisOptions): Redis {
@@ -317,7 +324,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
   }
 
   private async add(jobs: readonly InvalidationJob[]): Promise<void> {
-    const queue = this.queue as Queue;
+    const queue = this.usableQueue();
     const adding = queue.addBulk(jobs.map((data) => ({ name: data.event, data })));
     const timeout = this.options.addTimeout ?? 2000;
     // An add that times out may still land later; jobs are idempotent, so a duplicate is harmless.
@@ -353,9 +360,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
 
   private scheduleRetry(): void {
     if (this.retryTimer || this.closed) return;
-    TRACE('scheduleRetry');
     this.retryTimer = setTimeout(() => {
-      TRACE('retry timer fired');
       this.retryTimer = undefined;
       void this.flush().then(() => {
         if (this.buffered.length > 0) this.scheduleRetry();
@@ -369,21 +374,16 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     const jobs = this.buffered;
     this.buffered = [];
     try {
-      TRACE(`flush add ${jobs.length} (producer status ${this.clients[0]?.status})`);
       await this.add(jobs);
-      TRACE(`flush ok`);
       this.log.logger.log(`Re-sent ${jobs.length} buffered cache invalidation job(s) to BullMQ.`);
-    } catch (e) {
-      TRACE(`flush failed ${(e as Error).message}`);
+    } catch {
       this.buffered = [...jobs, ...this.buffered];
     }
   }
 
   private async runInline(job: InvalidationJob, execute: InvalidationExecutor): Promise<void> {
     try {
-      TRACE('inline start');
       await execute(job);
-      TRACE('inline ok');
     } catch (error) {
       this.log.error(
         `bullmq:inline:${job.event}`,
