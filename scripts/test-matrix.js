@@ -5,6 +5,8 @@
 // Extra arguments are passed to Jest in both runs: `npm test -- test/e2e/cache-module.spec.ts`.
 'use strict';
 const { spawnSync } = require('node:child_process');
+const { mkdtempSync, readFileSync, rmSync } = require('node:fs');
+const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 
 const root = join(__dirname, '..');
@@ -19,12 +21,25 @@ const step = (title, command, commandArgs) => {
   }
 };
 
+// Each Jest run also writes its results as JSON, so the matrix can end with one plain total.
+const results = mkdtempSync(join(tmpdir(), 'cachekit-test-'));
+const totals = { passed: 0, failed: 0 };
+const jestRun = (title, extra, file) => {
+  const output = join(results, file);
+  step(title, process.execPath, [jest, ...extra, '--json', `--outputFile=${output}`, ...args]);
+  const summary = JSON.parse(readFileSync(output, 'utf8'));
+  totals.passed += summary.numPassedTests;
+  totals.failed += summary.numFailedTests;
+};
+
 step('Install NestJS 12 test dependencies', process.execPath, [
   join(__dirname, 'ensure-deps.js'),
   'compat/nest12',
 ]);
-step('Test suite on NestJS 11', process.execPath, [jest, ...args]);
-step('Test suite on NestJS 12', process.execPath, [jest, '-c', 'jest.nest12.config.js', ...args]);
+jestRun('Test suite on NestJS 11', [], 'nest11.json');
+jestRun('Test suite on NestJS 12', ['-c', 'jest.nest12.config.js'], 'nest12.json');
 step('ESM smoke check on NestJS 12', process.execPath, [
   join(root, 'compat', 'nest12', 'esm-smoke.mjs'),
 ]);
+rmSync(results, { recursive: true, force: true });
+console.log(`\n${totals.passed} passed, ${totals.failed} failed`);
