@@ -78,7 +78,11 @@ export class CacheService {
     @Inject(CacheAdapter) private readonly adapter: CacheAdapter,
     @Inject(CACHE_MODULE_OPTIONS) private readonly options: ResolvedCacheOptions,
   ) {
-    this.local = adapter instanceof MemoryCacheAdapter ? adapter : undefined;
+    // Exactly the built-in class: a subclass may override get/set, which the fast path skips.
+    this.local =
+      adapter instanceof MemoryCacheAdapter && adapter.constructor === MemoryCacheAdapter
+        ? adapter
+        : undefined;
   }
 
   /** `false` when caching is switched off (`enabled: false`). */
@@ -280,9 +284,12 @@ export class CacheService {
     unless: ((value: T) => boolean) | undefined,
   ): Promise<WrapResult<T>> {
     const flight: Flight = { promise: undefined as unknown as Promise<unknown>, superseded: false };
+    // Registered before the loader starts: `load` runs the loader synchronously up to its first
+    // await, and its `finally` must find this flight to remove it (a loader that throws at once
+    // would otherwise leave a rejected flight behind for every later caller).
+    this.flights.set(key, flight);
     const promise = this.load(key, loader, ttl, unless, flight);
     (flight as { promise: Promise<unknown> }).promise = promise;
-    this.flights.set(key, flight);
     return promise.then(missed);
   }
 
@@ -314,10 +321,12 @@ export class CacheService {
   ): Promise<T> {
     try {
       const value = await this.loading.run(new Set(this.loading.getStore()).add(key), loader);
-      if (!flight.superseded && value !== undefined && !unless?.(value)) {
+      if (!flight.superseded && value !== undefined) {
         try {
-          assertSerializable(value, key);
-          await this.adapter.set(key, value, ttl);
+          if (!unless?.(value)) {
+            assertSerializable(value, key);
+            await this.adapter.set(key, value, ttl);
+          }
         } catch (error) {
           // The loader's value is still good: return it uncached rather than fail the caller.
           this.backendFailed('SET', key, error);

@@ -181,6 +181,27 @@ export function describeCacheContract(name: string, optionsFor: () => CacheModul
         expect(calls).toBe(1);
       });
 
+      it('recovers from a loader that throws synchronously (the key is not poisoned)', async () => {
+        let calls = 0;
+        const boom = (): string => {
+          calls++;
+          throw new Error(`sync boom ${calls}`);
+        };
+        await expect(cache.wrap('sync-throw', boom)).rejects.toThrow('sync boom 1');
+        await expect(cache.wrap('sync-throw', boom)).rejects.toThrow('sync boom 2');
+        expect(calls).toBe(2);
+        await expect(cache.wrap('sync-throw', () => 42)).resolves.toBe(42);
+        expect(await cache.get('sync-throw')).toBe(42);
+      });
+
+      it('returns the loaded value uncached when `unless` throws', async () => {
+        const unless = (): boolean => {
+          throw new Error('bad predicate');
+        };
+        await expect(cache.wrap('unless-throws', () => 'v', { unless })).resolves.toBe('v');
+        expect(await cache.has('unless-throws')).toBe(false);
+      });
+
       it('returns the cached value without calling the loader', async () => {
         await cache.set('warm', 'cached');
         const loader = jest.fn(() => 'fresh');
