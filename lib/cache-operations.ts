@@ -123,7 +123,14 @@ function cacheableOnly(
       return Promise.resolve(hit);
     }
   }
-  const invoke = (): Promise<unknown> => settle(method, method.original.apply(instance, args));
+  const invoke = (): Promise<unknown> => {
+    // As in `execute` (async): a method that throws at once rejects, it does not throw.
+    try {
+      return settle(method, method.original.apply(instance, args));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
   if (key === undefined) return invoke();
   const unless = vetoed(op.unless, method, key);
   return cache[WRAP_WITH_STATUS](key, invoke, unless ? { ttl: op.ttl, unless } : op.ttl).then(
