@@ -1,3 +1,4 @@
+import { RateLimitedLogger } from '../utils/rate-limited-logger';
 import { Logger } from '@nestjs/common';
 import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
 import { CacheConfigError, CacheKeyError } from '../cache.errors';
@@ -164,11 +165,25 @@ export function cacheResult<A extends unknown[], R>(
     return cache;
   };
   const run = async (self: unknown, args: A): Promise<Awaited<R>> => await fn.apply(self, args);
+  const keyLog = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
 
   const wrapper = async function (this: unknown, ...args: A): Promise<Awaited<R>> {
     const cache = cacheOrWarn();
     if (!cache) return run(this, args);
-    return cache.wrap<Awaited<R>>(keyFor(args), () => run(this, args), {
+    let key: string;
+    try {
+      key = keyFor(args);
+    } catch (error) {
+      // As the decorators do: a key that cannot be built is logged, and the call goes through.
+      keyLog.warn(
+        `cacheResult:${name}`,
+        `cacheResult(${name}): its key could not be built, calling through: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+      return run(this, args);
+    }
+    return cache.wrap<Awaited<R>>(key, () => run(this, args), {
       ttl: options.ttl,
       unless: options.unless,
     });
