@@ -195,7 +195,10 @@ export class RedisCacheAdapter implements CacheAdapter {
     const { status } = this.client;
     if (status === 'ready') {
       // QUIT lets pending replies arrive; wait for the socket to close so nothing stays open.
-      const ended = new Promise<void>((resolve) => this.client.once('end', () => resolve()));
+      const ended = new Promise<void>((resolve) => {
+        this.client.once('end', () => resolve());
+        setTimeout(resolve, 1000).unref(); // never let app.close() hang on a lost event
+      });
       await this.client.quit().catch(() => this.client.disconnect());
       await ended;
       return;
