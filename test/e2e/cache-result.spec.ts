@@ -27,6 +27,11 @@ const UserPayloadKey = KeyConstructor.define({
   fields: [argField('userId', { partition: true }), argField('detail'), constField('v', 1)],
 });
 
+/** Resolves once the loader has run past `before` calls (a Redis lookup may come first). */
+async function loaderStarted(before: number): Promise<void> {
+  while (loads === before) await new Promise((r) => setTimeout(r, 2));
+}
+
 /** The "database": what the loader reads, with a hook to make a read slow. */
 const db = new Map<number, User>();
 let loads = 0;
@@ -152,8 +157,9 @@ describe.each(backends)('cacheResult on %s', (_backend, optionsFor) => {
   describe('an invalidation that lands while a miss is being loaded', () => {
     it('control: without an invalidation, the slow load is stored', async () => {
       slowRead = new Gate();
+      const loadsBefore = loads;
       const pending = getUserPayload(42);
-      await new Promise((r) => setTimeout(r, 10));
+      await loaderStarted(loadsBefore); // the loader has read 'Alice' and is busy
       slowRead.open();
       expect((await pending).name).toBe('Alice');
       slowRead = undefined;
@@ -163,8 +169,9 @@ describe.each(backends)('cacheResult on %s', (_backend, optionsFor) => {
 
     it('inline: the old value is returned to its caller but not written back', async () => {
       slowRead = new Gate();
+      const loadsBefore = loads;
       const stale = getUserPayload(42);
-      await new Promise((r) => setTimeout(r, 10)); // the loader has read 'Alice' and is busy
+      await loaderStarted(loadsBefore); // the loader has read 'Alice' and is busy
 
       db.get(42)!.name = 'Alicia'; // the change commits...
       await invalidator.publish(User, db.get(42)); // ...and invalidates
@@ -178,8 +185,9 @@ describe.each(backends)('cacheResult on %s', (_backend, optionsFor) => {
 
     it('deferred: the same holds when the invalidation runs later, mid-load', async () => {
       slowRead = new Gate();
+      const loadsBefore = loads;
       const stale = getUserPayload(42);
-      await new Promise((r) => setTimeout(r, 10));
+      await loaderStarted(loadsBefore); // the loader has read 'Alice' and is busy
 
       db.get(42)!.name = 'Alicia';
       await invalidator.publish('user.deferred', { id: 42 });

@@ -139,8 +139,11 @@ describe.each(backends)(
 
     it('a save that lands while a miss is loading does not let the old payload be stored', async () => {
       repo.slow = new Gate();
+      const readsBefore = repo.reads;
       const stale = users.payload(42);
-      await new Promise((r) => setTimeout(r, 10)); // the read of 'Alice' is done; the load is busy
+      // Wait until the load has read 'Alice' (on Redis the cache lookup comes first); it is now
+      // parked on the gate, busy.
+      while (repo.reads === readsBefore) await new Promise((r) => setTimeout(r, 2));
 
       await repo.save(new User(42, 'Alicia'));
       repo.slow.open();
