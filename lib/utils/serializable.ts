@@ -10,7 +10,7 @@ import { CacheSerializationError } from '../cache.errors';
 export function assertSerializable(value: unknown, key: string): void {
   // The common case, on every write: a quick yes. The detailed walk, which builds the path of
   // the offending part for the message, runs only when the answer is no.
-  if (value !== undefined && isSafe(value, [])) return;
+  if (value !== undefined && isSafe(value, 0)) return;
   const problem =
     typeof value === 'object' && value !== null
       ? findProblem(value, 'value', [])
@@ -23,8 +23,12 @@ export function assertSerializable(value: unknown, key: string): void {
   );
 }
 
-/** `true` when JSON keeps `value` as it is (the same rules as {@link findProblem}). */
-function isSafe(value: unknown, ancestors: object[]): boolean {
+/**
+ * `true` when JSON keeps `value` as it is (the same rules as {@link findProblem}). A cycle
+ * has no end, so instead of tracking ancestors (costly on every write) the walk gives up past
+ * a depth no real value reaches and lets {@link findProblem} decide precisely.
+ */
+function isSafe(value: unknown, depth: number): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -33,32 +37,30 @@ function isSafe(value: unknown, ancestors: object[]): boolean {
       return Number.isFinite(value);
     case 'object': {
       if (value === null) return true;
-      if (ancestors.includes(value)) return false;
+      if (depth > MAX_FAST_DEPTH) return false;
       if (Array.isArray(value)) {
-        ancestors.push(value);
         for (let i = 0; i < value.length; i++) {
           const item: unknown = value[i];
-          if (item === undefined || !isSafe(item, ancestors)) return false;
+          if (item === undefined || !isSafe(item, depth + 1)) return false;
         }
-        ancestors.pop();
         return true;
       }
       if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return true;
       const proto: unknown = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null && isOpaque(value)) return false;
-      ancestors.push(value);
       for (const prop in value) {
         if (!Object.hasOwn(value, prop)) continue;
         const item = (value as Record<string, unknown>)[prop];
-        if (item !== undefined && !isSafe(item, ancestors)) return false;
+        if (item !== undefined && !isSafe(item, depth + 1)) return false;
       }
-      ancestors.pop();
       return true;
     }
     default:
       return false;
   }
 }
+
+const MAX_FAST_DEPTH = 64;
 
 function isOpaque(value: object): boolean {
   return (
