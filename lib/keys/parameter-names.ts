@@ -149,25 +149,38 @@ function skipOpaque(src: string, i: number): number {
   return i;
 }
 
-/** `src[i]` is `(`, `[` or `{`; returns the index of the bracket that closes it. */
-function findClose(src: string, i: number): number {
+/**
+ * Walks `src` from `from`, skipping strings and templates, and calls `visit` with each other
+ * character, its index and the bracket depth before it; stops at the first character for which
+ * `visit` returns `true` and returns its index, or -1. The one scanner the parsers below share.
+ */
+function scanTopLevel(
+  src: string,
+  from: number,
+  visit: (c: string, i: number, depth: number) => boolean,
+): number {
   let depth = 0;
-  let j = i;
-  while (j < src.length) {
-    const skipped = skipOpaque(src, j);
-    if (skipped !== j) {
-      j = skipped;
+  let i = from;
+  while (i < src.length) {
+    const skipped = skipOpaque(src, i);
+    if (skipped !== i) {
+      i = skipped;
       continue;
     }
-    const c = src[j];
+    const c = src[i];
+    if (visit(c, i, depth)) return i;
     if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') {
-      depth--;
-      if (depth === 0) return j;
-    }
-    j++;
+    else if (c === ')' || c === ']' || c === '}') depth--;
+    i++;
   }
-  throw new Error('unbalanced brackets');
+  return -1;
+}
+
+/** `src[i]` is `(`, `[` or `{`; returns the index of the bracket that closes it. */
+function findClose(src: string, i: number): number {
+  const close = scanTopLevel(src, i, (c, _, depth) => depth === 1 && ')]}'.includes(c));
+  if (close === -1) throw new Error('unbalanced brackets');
+  return close;
 }
 
 function stripComments(src: string): string {
@@ -193,53 +206,30 @@ function stripComments(src: string): string {
 /** Splits at `separator` outside brackets, strings and templates. */
 function splitTopLevel(src: string, separator: string): string[] {
   const parts: string[] = [];
-  let depth = 0;
   let from = 0;
-  let i = 0;
-  while (i < src.length) {
-    const skipped = skipOpaque(src, i);
-    if (skipped !== i) {
-      i = skipped;
-      continue;
-    }
-    const c = src[i];
-    if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') depth--;
-    else if (c === separator && depth === 0) {
+  scanTopLevel(src, 0, (c, i, depth) => {
+    if (c === separator && depth === 0) {
       parts.push(src.slice(from, i));
       from = i + 1;
     }
-    i++;
-  }
+    return false;
+  });
   parts.push(src.slice(from));
   return parts;
 }
 
 /** Index of the `=` that starts a default value (not `==`, `=>`, `<=`, ...), or -1. */
 function findDefaultAssignment(src: string): number {
-  let depth = 0;
-  let i = 0;
-  while (i < src.length) {
-    const skipped = skipOpaque(src, i);
-    if (skipped !== i) {
-      i = skipped;
-      continue;
-    }
-    const c = src[i];
-    if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') depth--;
-    else if (
+  return scanTopLevel(
+    src,
+    0,
+    (c, i, depth) =>
       c === '=' &&
       depth === 0 &&
       src[i + 1] !== '=' &&
       src[i + 1] !== '>' &&
-      !'=!<>'.includes(src[i - 1] ?? '')
-    ) {
-      return i;
-    }
-    i++;
-  }
-  return -1;
+      !'=!<>'.includes(src[i - 1] ?? ''),
+  );
 }
 
 function parseParameter(text: string): ParameterInfo {
