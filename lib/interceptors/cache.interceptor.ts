@@ -22,8 +22,13 @@ interface HttpRequestLike {
   headers?: Record<string, string | string[] | undefined>;
 }
 
-// Handlers seen returning a stream or file: never worth another attempt at caching.
-const uncacheableHandlers = new WeakSet<object>();
+/**
+ * Whether a route (controller class, handler) may be URL-cached at all: facts of its
+ * declaration (cache decorators, `@Res()`, `@Sse()`, a `StreamableFile` return type) that never
+ * change, worked out on its first request instead of on every one. A route found returning a
+ * stream is marked `false` here too.
+ */
+const routeEligibility = new WeakMap<object, WeakMap<object, boolean>>();
 
 /**
  * Response-level caching for HTTP routes, for users of `@nestjs/cache-manager`:
@@ -79,14 +84,9 @@ export class CacheInterceptor implements NestInterceptor {
         tap(() => writeCacheStatus(context, recorder.header)),
       );
 
-    const handler = context.getHandler();
     if (
       !this.cache.enabled ||
-      this.metadata.getCacheOperations(handler).length > 0 ||
-      uncacheableHandlers.has(handler) ||
-      this.metadata.usesResponseObject(context) ||
-      this.metadata.isServerSentEvents(context) ||
-      returnsStreamableFile(context) ||
+      !this.isRouteCacheable(context) ||
       !this.isRequestCacheable(context)
     ) {
       return passThrough();
@@ -102,7 +102,7 @@ export class CacheInterceptor implements NestInterceptor {
     );
     if (!isStorableBody(value)) {
       if (isStream(value)) {
-        uncacheableHandlers.add(handler);
+        routesOf(context.getClass()).set(context.getHandler(), false);
         // A stream can be read once: a request that joined another's run needs its own.
         if (status === 'shared') return next.handle();
       }
@@ -128,6 +128,22 @@ export class CacheInterceptor implements NestInterceptor {
     // Only origin-form targets ('/path?query'): an absolute-form target could imitate the
     // per-user key layout below.
     return typeof url === 'string' && url.startsWith('/') ? `http:${url}` : undefined;
+  }
+
+  /** Whether the route may be URL-cached at all (worked out once per route). */
+  private isRouteCacheable(context: ExecutionContext): boolean {
+    const routes = routesOf(context.getClass());
+    const handler = context.getHandler();
+    let eligible = routes.get(handler);
+    if (eligible === undefined) {
+      eligible =
+        this.metadata.getCacheOperations(handler).length === 0 &&
+        !this.metadata.usesResponseObject(context) &&
+        !this.metadata.isServerSentEvents(context) &&
+        !returnsStreamableFile(context);
+      routes.set(handler, eligible);
+    }
+    return eligible;
   }
 
   /** Only `GET` requests are cached. Override to narrow it further. */
@@ -168,6 +184,12 @@ export class CacheInterceptor implements NestInterceptor {
     const ttl = this.metadata.getCacheTtl(context);
     return typeof ttl === 'function' ? await ttl(context) : ttl;
   }
+}
+
+function routesOf(controller: object): WeakMap<object, boolean> {
+  let routes = routeEligibility.get(controller);
+  if (!routes) routeEligibility.set(controller, (routes = new WeakMap()));
+  return routes;
 }
 
 const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
