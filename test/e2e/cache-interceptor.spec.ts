@@ -135,6 +135,13 @@ class ArticlesController {
     return new StreamableFile(Buffer.from('file-body'));
   }
 
+  // No declared return type: only the value tells the interceptor it is a file.
+  @Get('untyped-file')
+  untypedFile() {
+    count('untypedFile');
+    return new StreamableFile(Buffer.from(`untyped-${calls.untypedFile}`));
+  }
+
   @Get('raw')
   raw(@Res() res: { send?: (body: string) => void; status?: (code: number) => unknown }): void {
     count('raw');
@@ -308,6 +315,18 @@ describe.each(PLATFORMS)('CacheInterceptor (%s)', (platform) => {
     expect(Buffer.from(second.body as Buffer).toString()).toBe('file-body');
     expect(calls.file).toBe(2);
     expect(first.headers['x-cache']).toBeUndefined();
+    expect(adapter.ttls.size).toBe(0);
+  });
+
+  it('never caches a file returned by a handler without a declared return type', async () => {
+    const bodies: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await get('/untyped-file').expect(200);
+      bodies.push(Buffer.from(response.body as Buffer).toString());
+      expect(response.headers['x-cache']).toBeUndefined();
+    }
+    expect(bodies).toEqual(['untyped-1', 'untyped-2', 'untyped-3']);
+    expect(calls.untypedFile).toBe(3);
     expect(adapter.ttls.size).toBe(0);
   });
 
