@@ -174,6 +174,40 @@ describe('RedisCacheAdapter on a real redis-server', () => {
     expect(adapter.client.status).toBe('end');
   });
 
+  it('sends the commands issued in one tick in one socket write, each getting its own answer', async () => {
+    const namespace = uniqueNamespace('batch');
+    const { app, cache } = await boot({
+      provider: 'redis',
+      redis: { url: sharedRedisUrl() },
+      namespace,
+    });
+    const socket = (app.get<RedisCacheAdapter>(CacheAdapter).client as Redis).stream;
+    const writes: number[] = [];
+    const spied = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => void>;
+    for (const name of ['_write', '_writev'] as const) {
+      const real = spied[name];
+      spied[name] = function (this: unknown, ...args: unknown[]) {
+        writes.push(Array.isArray(args[0]) ? args[0].length : 1);
+        return real.apply(this, args);
+      };
+    }
+    const ids = Array.from({ length: 50 }, (_, i) => i);
+    await Promise.all(ids.map((i) => cache.set(`item:${i}`, { i })));
+    expect(writes).toEqual([50]);
+    writes.length = 0;
+    expect(await Promise.all(ids.map((i) => cache.get(`item:${i}`)))).toEqual(
+      ids.map((i) => ({ i })),
+    );
+    expect(writes).toEqual([50]);
+    writes.length = 0;
+    // A lone command goes out on its own, in the tick it was issued.
+    expect(await cache.get('item:7')).toEqual({ i: 7 });
+    expect(writes).toEqual([1]);
+    expect(await raw.get(`${namespace}:item:49`)).toBe('{"i":49}');
+    await cache.clear();
+    await app.close();
+  });
+
   it('leaves an application-provided client open', async () => {
     const client = new Redis(sharedRedisUrl());
     const { app, cache } = await boot({
