@@ -2,9 +2,16 @@ import { Logger } from '@nestjs/common';
 import { AsyncResource } from 'node:async_hooks';
 import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
 import { boundCache } from './cache-binding';
-import { recordCacheStatus } from './cache-status';
+import { headerFor, recordCacheStatus } from './cache-status';
+import { isResponse, writeStatusHeader, type StatusResponse } from './interceptors/http-response';
 import { CACHE_LOGGER_CONTEXT } from './cache.constants';
-import { PEEK, WRAP_WITH_STATUS, type CacheService, type WrapResult } from './cache.service';
+import {
+  PEEK,
+  WRAP_WITH_STATUS,
+  type CacheService,
+  type WrapResult,
+  type WrapStatus,
+} from './cache.service';
 import type { CacheCondition, CacheUnless } from './interfaces/cache-operation-options.interface';
 import type { KeyResolver, MethodCall } from './keys/key-resolver';
 import type { MethodSignature } from './keys/key-template';
@@ -46,6 +53,8 @@ export type CacheOperation = CacheableOperation | CachePutOperation | CacheEvict
 export interface CachedMethod extends MethodSignature {
   /** The method as written (what the wrapper calls). */
   readonly original: (...args: unknown[]) => unknown;
+  /** The class that declares it (where Nest's parameter decorators keep their metadata). */
+  readonly declaringClass: object;
   /** In declaration order. */
   readonly operations: CacheOperation[];
   /**
@@ -55,6 +64,12 @@ export interface CachedMethod extends MethodSignature {
   resultKind: 'observable' | 'promise' | 'unknown';
   /** Set once the "called before binding" warning was written. */
   warnedUnbound?: boolean;
+  /**
+   * On a `@Cacheable` route handler: the position of the response object Nest passes after the
+   * declared arguments, so the wrapper can write `X-Cache` itself (see `route-cache-status.ts`).
+   * The wrapper takes it off before the method, keys or conditions see the arguments.
+   */
+  responseIndex?: number;
 }
 
 const log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
@@ -70,6 +85,12 @@ export function invokeCachedMethod(
   instance: unknown,
   args: unknown[],
 ): unknown {
+  let response: StatusResponse | undefined;
+  const at = method.responseIndex;
+  if (at !== undefined && args.length > at && isResponse(args[at])) {
+    response = args[at];
+    args = args.slice(0, at);
+  }
   const cache =
     typeof instance === 'object' && instance !== null ? boundCache(instance) : undefined;
   if (!cache) {
@@ -90,15 +111,15 @@ export function invokeCachedMethod(
       // Lazy like the Observable it replaces: the lookup happens on subscription, but in the
       // caller's async context (Nest subscribes to a handler's Observable outside it, which
       // would hide the request's X-Cache recorder).
-      return defer(AsyncResource.bind(() => from(execute(cache, method, self, args))));
+      return defer(AsyncResource.bind(() => from(execute(cache, method, self, args, response))));
     case 'promise':
       return method.operations.length === 1 && method.operations[0].kind === 'cacheable'
-        ? cacheableOnly(cache, method, method.operations[0], self, args)
-        : execute(cache, method, self, args);
+        ? cacheableOnly(cache, method, method.operations[0], self, args, response)
+        : execute(cache, method, self, args, response);
     default:
       // Not known yet (no telling return type, and the method has not run): answer with
       // something that works both ways.
-      return new ObservablePromise(execute(cache, method, self, args));
+      return new ObservablePromise(execute(cache, method, self, args, response));
   }
 }
 
@@ -112,6 +133,7 @@ function cacheableOnly(
   op: CacheableOperation,
   instance: object,
   args: unknown[],
+  response: StatusResponse | undefined,
 ): Promise<unknown> {
   const key = applies(op, method, instance, args)
     ? render(op.key, method, { instance, args, hasResult: false })
@@ -119,7 +141,7 @@ function cacheableOnly(
   if (key !== undefined) {
     const hit = cache[PEEK](key);
     if (hit !== undefined) {
-      recordCacheStatus('hit');
+      report('hit', response);
       return Promise.resolve(hit);
     }
   }
@@ -133,14 +155,24 @@ function cacheableOnly(
   };
   if (key === undefined) return invoke();
   const unless = vetoed(op.unless, method, key);
-  return cache[WRAP_WITH_STATUS](key, invoke, unless ? { ttl: op.ttl, unless } : op.ttl).then(
-    reported,
-  );
+  const answer = cache[WRAP_WITH_STATUS](key, invoke, unless ? { ttl: op.ttl, unless } : op.ttl);
+  return response ? answer.then((result) => reported(result, response)) : answer.then(reported);
 }
 
-function reported(result: WrapResult<unknown>): unknown {
-  recordCacheStatus(result.status);
+function reported(result: WrapResult<unknown>, response?: StatusResponse): unknown {
+  report(result.status, response);
   return result.value;
+}
+
+/**
+ * Tells the request being handled how a cached call was answered: to the `X-Cache` recorder of
+ * an interceptor around it, if any, and, on a wired route handler, straight onto its response
+ * (the handler's own `@Cacheable` decides its `X-Cache`: on a hit nothing else ran, on a miss
+ * the response is a `MISS` whatever the services it called did).
+ */
+function report(status: WrapStatus, response: StatusResponse | undefined): void {
+  recordCacheStatus(status);
+  if (response) writeStatusHeader(response, headerFor(status));
 }
 
 /**
@@ -173,6 +205,7 @@ async function execute(
   method: CachedMethod,
   instance: object,
   args: unknown[],
+  response?: StatusResponse,
 ): Promise<unknown> {
   const active = method.operations.filter((op) => applies(op, method, instance, args));
   const before: MethodCall = { instance, args, hasResult: false };
@@ -193,6 +226,7 @@ async function execute(
         invoke,
         unless ? { ttl: cacheable.ttl, unless } : cacheable.ttl,
       ),
+      response,
     );
   } else {
     result = await invoke();

@@ -24,6 +24,12 @@ export class CacheStatusRecorder {
   }
 }
 
+/** The `X-Cache` value one cached call stands for on its own. */
+export function headerFor(status: WrapStatus): 'HIT' | 'MISS' | undefined {
+  if (status === 'hit') return 'HIT';
+  return status === 'miss' || status === 'shared' ? 'MISS' : undefined;
+}
+
 const storage = new AsyncLocalStorage<CacheStatusRecorder>();
 
 /** Runs `fn` (and everything it starts asynchronously) with `recorder` collecting statuses. */

@@ -4,6 +4,7 @@ import { bindInstance, registerLateBinder, unbindInstance, type LateBinder } fro
 import { CacheMetadataAccessor } from './cache-metadata.accessor';
 import { CACHE_LOGGER_CONTEXT } from './cache.constants';
 import { CacheService } from './cache.service';
+import { wireRouteCacheStatus } from './decorators/route-cache-status';
 import type { InstanceWrapper, NestModule } from './nest-internals';
 
 /**
@@ -12,7 +13,10 @@ import type { InstanceWrapper, NestModule } from './nest-internals';
  * `CacheService` (its imports, then global modules), or the application's only CacheModule.
  * The decorators' wrappers read that binding at call time.
  *
- * Runs in `onModuleInit`, and on demand for a decorated call that arrives earlier. Skips
+ * When the application is created it also wires `X-Cache` into `@Cacheable` route handlers
+ * (see `wireRouteCacheStatus`).
+ *
+ * Binds in `onModuleInit`, and on demand for a decorated call that arrives earlier. Skips
  * wrappers without an instance and aliases, warns on request-scoped providers (their
  * instances are created per request, after bootstrap: their methods run uncached), and logs
  * instead of failing when one provider cannot be handled.
@@ -31,6 +35,8 @@ export class CacheExplorer implements OnModuleInit, OnApplicationShutdown, LateB
     private readonly accessor: CacheMetadataAccessor,
   ) {
     this.unregister = registerLateBinder(this);
+    // Now, not in onModuleInit: Nest builds its routes before running the init hooks.
+    wireRouteCacheStatus(discovery.getControllers().map((wrapper) => wrapper.metatype));
   }
 
   onModuleInit(): void {

@@ -4,5 +4,12 @@
  */
 export type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 export type { Module as NestModule } from '@nestjs/core/injector/module';
-export { INTERCEPTORS_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants';
+export {
+  INTERCEPTORS_METADATA,
+  METHOD_METADATA,
+  PATH_METADATA,
+  RESPONSE_PASSTHROUGH_METADATA,
+  ROUTE_ARGS_METADATA,
+  SSE_METADATA,
+} from '@nestjs/common/constants';
 export { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';

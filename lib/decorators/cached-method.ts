@@ -9,8 +9,6 @@ import type {
 } from '../interfaces/cache-operation-options.interface';
 import type { MethodSignature } from '../keys/key-template';
 import { readParameters } from '../keys/parameter-names';
-import { INTERCEPTORS_METADATA } from '../nest-internals';
-import { CacheStatusInterceptor } from '../interceptors/cache-status.interceptor';
 
 /** What `Reflector` reads back from a decorated method (`CACHE_OPERATIONS_METADATA`). */
 export interface CacheOperationMetadata {
@@ -72,16 +70,6 @@ export function addCacheOperation(
   const recorded = (Reflect.getOwnMetadata(CACHE_OPERATIONS_METADATA, wrapper) ??
     []) as CacheOperationMetadata[];
   Reflect.defineMetadata(CACHE_OPERATIONS_METADATA, [...recorded, { decorator, options }], wrapper);
-  if (operation.kind === 'cacheable') {
-    // On a route handler this writes X-Cache; on a service method Nest never runs it.
-    const interceptors = (Reflect.getOwnMetadata(INTERCEPTORS_METADATA, wrapper) ??
-      []) as unknown[];
-    Reflect.defineMetadata(
-      INTERCEPTORS_METADATA,
-      [...interceptors, CacheStatusInterceptor],
-      wrapper,
-    );
-  }
   return descriptor;
 }
 
@@ -103,6 +91,7 @@ function install(
     methodName,
     parameters: readParameters(original),
     original,
+    declaringClass: target.constructor,
     operations: [],
     resultKind: resultKindOf(Reflect.getMetadata('design:returntype', target, propertyKey)),
   };

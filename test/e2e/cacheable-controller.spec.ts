@@ -8,6 +8,7 @@ import {
   ParseIntPipe,
   Post,
   Query,
+  Res,
   SetMetadata,
   UseGuards,
   type CanActivate,
@@ -108,6 +109,29 @@ class ProductsController {
     return { id, editor: true };
   }
 
+  // X-Cache goes onto the response through an extra argument: the method must not see it.
+  @Get('args/:id')
+  @Cacheable('args:{0}:{1}')
+  async args(
+    @Param('id') id: string,
+    @Query('q') q?: string,
+  ): Promise<{ id: string; q?: string; seen: number }> {
+    count('args');
+    return Promise.resolve({ id, q, seen: arguments.length });
+  }
+
+  // A handler that takes the response itself keeps it, and still reports X-Cache.
+  @Get('own-response/:id')
+  @Cacheable('own:{id}')
+  ownResponse(
+    @Param('id') id: string,
+    @Res({ passthrough: true }) res: { header(name: string, value: string): unknown },
+  ): { id: string } {
+    count('ownResponse');
+    res.header('x-handler', 'ran');
+    return { id };
+  }
+
   @Post()
   @HttpCode(202)
   @CacheEvict({ key: 'product:{body.id}' })
@@ -185,6 +209,30 @@ describe.each(PLATFORMS)('decorated controller handlers (%s)', (platform) => {
       .set('x-role', 'editor')
       .expect(200);
     expect(calls.editor).toBe(1);
+  });
+
+  it('hands the handler exactly its own arguments, and keys see only those', async () => {
+    const first = await request(app.getHttpServer()).get('/products/args/4?q=red').expect(200);
+    const second = await request(app.getHttpServer()).get('/products/args/4?q=red').expect(200);
+    expect(first.body).toEqual({ id: '4', q: 'red', seen: 2 });
+    expect(second.body).toEqual(first.body);
+    expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    expect(calls.args).toBe(1);
+    expect(await cache.get('args:4:red')).toEqual(first.body);
+    // Called directly (a unit test), the method works the same.
+    const controller = app.get(ProductsController);
+    expect(await controller.args('5')).toEqual({ id: '5', q: undefined, seen: 1 });
+  });
+
+  it('reports X-Cache on a handler that takes the response itself', async () => {
+    const first = await request(app.getHttpServer()).get('/products/own-response/1').expect(200);
+    const second = await request(app.getHttpServer()).get('/products/own-response/1').expect(200);
+    expect(first.body).toEqual({ id: '1' });
+    expect(second.body).toEqual({ id: '1' });
+    expect(first.headers['x-handler']).toBe('ran');
+    expect(second.headers['x-handler']).toBeUndefined();
+    expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    expect(calls.ownResponse).toBe(1);
   });
 
   it('keeps POST routes, @Body and @HttpCode on an evicting handler', async () => {
