@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { lastValueFrom, of, tap, type Observable } from 'rxjs';
 import { CacheMetadataAccessor } from '../cache-metadata.accessor';
 import { CacheStatusRecorder, withCacheStatus } from '../cache-status';
-import { CacheService, WRAP_WITH_STATUS } from '../cache.service';
+import { CacheService, PEEK, WRAP_WITH_STATUS } from '../cache.service';
 import { escapeKeyText } from '../keys/key-constructor.encoding';
 import { writeCacheStatus } from './http-response';
 
@@ -75,24 +75,37 @@ export class CacheInterceptor implements NestInterceptor {
   }
 
   /** Answers a cacheable GET from the cache, or runs the handler and caches its response. */
-  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+  intercept(
+    context: ExecutionContext,
+    next: CallHandler,
+  ): Observable<unknown> | Promise<Observable<unknown>> {
     if (context.getType() !== 'http') return next.handle();
-    const recorder = new CacheStatusRecorder();
-    // Uncached here: still report what the cached calls made by the handler did.
-    const passThrough = () =>
-      withCacheStatus(recorder, () => next.handle()).pipe(
-        tap(() => writeCacheStatus(context, recorder.header)),
-      );
-
     if (
       !this.cache.enabled ||
       !this.isRouteCacheable(context) ||
       !this.isRequestCacheable(context)
     ) {
-      return passThrough();
+      return passThrough(context, next);
     }
-    const key = await this.keyFor(context);
-    if (key === undefined) return passThrough();
+    const key = this.keyFor(context);
+    if (typeof key === 'string') {
+      // A hit in the in-process store is answered here and now, with no Promise in between.
+      const hit: unknown = this.cache[PEEK](key);
+      if (hit !== undefined && isStorableBody(hit)) {
+        writeCacheStatus(context, 'HIT');
+        return of(hit);
+      }
+    }
+    return this.serve(context, next, key);
+  }
+
+  private async serve(
+    context: ExecutionContext,
+    next: CallHandler,
+    pending: string | undefined | Promise<string | undefined>,
+  ): Promise<Observable<unknown>> {
+    const key = await pending;
+    if (key === undefined) return passThrough(context, next);
 
     const ttl = await this.ttlFor(context);
     const { value, status } = await this.cache[WRAP_WITH_STATUS]<unknown>(
@@ -120,7 +133,7 @@ export class CacheInterceptor implements NestInterceptor {
     const custom = this.metadata.getCacheKey(context);
     if (typeof custom === 'string') return custom;
     if (typeof custom === 'function') return custom(context) || undefined;
-    const request = context.switchToHttp().getRequest<HttpRequestLike>();
+    const request = requestOf(context);
     const adapter = this.httpAdapterHost?.httpAdapter;
     const url = adapter
       ? (adapter.getRequestUrl(request) as string | undefined)
@@ -148,7 +161,7 @@ export class CacheInterceptor implements NestInterceptor {
 
   /** Only `GET` requests are cached. Override to narrow it further. */
   protected isRequestCacheable(context: ExecutionContext): boolean {
-    const request = context.switchToHttp().getRequest<HttpRequestLike>();
+    const request = requestOf(context);
     const adapter = this.httpAdapterHost?.httpAdapter;
     const method = adapter ? (adapter.getRequestMethod(request) as string) : request.method;
     return method === 'GET';
@@ -159,31 +172,56 @@ export class CacheInterceptor implements NestInterceptor {
    * `Cookie`), so its response may be personal.
    */
   protected hasCredentials(context: ExecutionContext): boolean {
-    return credentialHeaders(context.switchToHttp().getRequest<HttpRequestLike>()).length > 0;
+    const headers = requestOf(context).headers;
+    return headers !== undefined && CREDENTIAL_HEADERS.some((name) => !!headers[name]?.length);
   }
 
-  private async keyFor(context: ExecutionContext): Promise<string | undefined> {
+  /** The request's key; a Promise only when a `@CachePerUser` identify function is async. */
+  private keyFor(context: ExecutionContext): string | undefined | Promise<string | undefined> {
     const base = this.trackBy(context);
     if (!base) return undefined;
     const credentialed = this.hasCredentials(context);
     const perUser = this.metadata.getPerUser(context);
     if (!perUser) return credentialed ? undefined : base;
     const identity = perUser.identify
-      ? await perUser.identify(context)
+      ? perUser.identify(context)
       : credentialed
-        ? hashCredentials(context.switchToHttp().getRequest<HttpRequestLike>())
+        ? hashCredentials(requestOf(context))
         : undefined;
-    if (identity === undefined || identity === null || identity === '') {
-      // Anonymous requests share an entry; credentials without an identity are not cached.
-      return credentialed ? undefined : base;
-    }
-    return `http:user:${escapeKeyText(String(identity))}:${base}`;
+    return identity instanceof Promise
+      ? identity.then((resolved) => userKey(base, resolved, credentialed))
+      : userKey(base, identity, credentialed);
   }
 
   private async ttlFor(context: ExecutionContext): Promise<number | undefined> {
     const ttl = this.metadata.getCacheTtl(context);
     return typeof ttl === 'function' ? await ttl(context) : ttl;
   }
+}
+
+/** Runs the handler uncached, still reporting what the cached calls it made did. */
+function passThrough(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+  const recorder = new CacheStatusRecorder();
+  return withCacheStatus(recorder, () => next.handle()).pipe(
+    tap(() => writeCacheStatus(context, recorder.header)),
+  );
+}
+
+function userKey(
+  base: string,
+  identity: string | number | null | undefined,
+  credentialed: boolean,
+): string | undefined {
+  if (identity === undefined || identity === null || identity === '') {
+    // Anonymous requests share an entry; credentials without an identity are not cached.
+    return credentialed ? undefined : base;
+  }
+  return `http:user:${escapeKeyText(String(identity))}:${base}`;
+}
+
+/** The request of an HTTP context (`switchToHttp()` builds three closures per call). */
+function requestOf(context: ExecutionContext): HttpRequestLike {
+  return context.getArgByIndex<HttpRequestLike>(0);
 }
 
 function routesOf(controller: object): WeakMap<object, boolean> {
