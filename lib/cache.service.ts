@@ -69,6 +69,12 @@ export class CacheService {
   /** Keys whose loader is running in the current async context (see `wrap`). */
   private readonly loading = new AsyncLocalStorage<ReadonlySet<string>>();
   /**
+   * Loaders running now (superseded ones included). At 0 `loading` is switched off: while any
+   * AsyncLocalStorage is on, Node 20 runs a hook on every Promise the process creates, which
+   * would tax every request of an application that has ever had a cache miss.
+   */
+  private running = 0;
+  /**
    * The built-in memory adapter, when it is the backend: read and written synchronously, so a
    * call costs one resolved Promise instead of a chain of them (bench/RESULTS.md).
    */
@@ -319,6 +325,7 @@ export class CacheService {
     unless: ((value: T) => boolean) | undefined,
     flight: Flight,
   ): Promise<T> {
+    this.running++;
     try {
       const value = await this.loading.run(new Set(this.loading.getStore()).add(key), loader);
       if (!flight.superseded && value !== undefined) {
@@ -335,6 +342,7 @@ export class CacheService {
       return value;
     } finally {
       if (this.flights.get(key) === flight) this.flights.delete(key);
+      if (--this.running === 0) this.loading.disable();
     }
   }
 

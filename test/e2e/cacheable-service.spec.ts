@@ -334,6 +334,21 @@ describe.each([
     expect(await cache.wrap('nested', () => cache.wrap('nested', () => 'inner'))).toBe('inner');
   });
 
+  it('lets a loader re-enter its own key after an await, load after load', async () => {
+    const nested = (key: string, ms: number) =>
+      cache.wrap(key, async () => {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return cache.wrap(key, () => `inner ${key}`);
+      });
+    // One after another: the guard is switched off between loads and on again.
+    expect(await nested('a', 1)).toBe('inner a');
+    expect(await nested('b', 1)).toBe('inner b');
+    // Overlapping: 'c' ends while 'slow' still runs, whose guard must stay on.
+    const slow = nested('slow', 40);
+    expect(await nested('c', 1)).toBe('inner c');
+    expect(await slow).toBe('inner slow');
+  });
+
   it('@CachePut always runs and refreshes what @Cacheable reads', async () => {
     await service.create({ id: '2', name: 'Gadget', price: 10 });
     await service.create({ id: '2', name: 'Gadget', price: 10 });
