@@ -23,6 +23,14 @@ import { freePort, RedisServer } from '../test/support/redis-server';
 import { concurrent, formatOps, interleave, percentile, ratio, type Contender } from './measure';
 
 const quick = process.argv.includes('--quick');
+// `--only memory,redis`: run some scenarios (then RESULTS.md is left as it is).
+const onlyArg = process.argv.find((arg, i) => process.argv[i - 1] === '--only');
+const only = onlyArg?.split(',');
+const SCENARIOS = ['memory', 'footprint', 'decorator', 'redis', 'stampede', 'http'];
+if (only?.some((name) => !SCENARIOS.includes(name))) {
+  throw new Error(`--only takes a comma-separated list of: ${SCENARIOS.join(', ')}`);
+}
+const selected = (name: string) => !only || only.includes(name);
 const ROUNDS = quick ? 3 : 9;
 const ROUND_MS = quick ? 60 : 250;
 const KEYS = 10_000;
@@ -481,12 +489,12 @@ async function main(): Promise<void> {
   log();
   const server = await RedisServer.start();
   try {
-    await memoryScenario();
-    await footprintScenario();
-    await decoratorScenario();
-    await redisScenario(server);
-    await stampedeScenario(server);
-    await httpScenario();
+    if (selected('memory')) await memoryScenario();
+    if (selected('footprint')) await footprintScenario();
+    if (selected('decorator')) await decoratorScenario();
+    if (selected('redis')) await redisScenario(server);
+    if (selected('stampede')) await stampedeScenario(server);
+    if (selected('http')) await httpScenario();
   } finally {
     await server.stop();
   }
@@ -496,7 +504,7 @@ async function main(): Promise<void> {
     summary.map((s) => [s.target, s.value, s.met ? 'yes' : '**no**']),
   );
   log(`_Run took ${((Date.now() - started) / 1000).toFixed(0)} s._`);
-  if (!quick) writeFileSync(join(__dirname, 'RESULTS.md'), out.join('\n') + '\n');
+  if (!quick && !only) writeFileSync(join(__dirname, 'RESULTS.md'), out.join('\n') + '\n');
 }
 
 main().catch((error: unknown) => {
