@@ -10,7 +10,7 @@ import { CacheSerializationError } from '../cache.errors';
 export function assertSerializable(value: unknown, key: string): void {
   // The common case, on every write: a quick yes. The detailed walk, which builds the path of
   // the offending part for the message, runs only when the answer is no.
-  if (value !== undefined && isSafe(value, 0)) return;
+  if (isSafe(value)) return;
   const problem =
     typeof value === 'object' && value !== null
       ? findProblem(value, 'value', [])
@@ -28,36 +28,64 @@ export function assertSerializable(value: unknown, key: string): void {
  * has no end, so instead of tracking ancestors (costly on every write) the walk gives up past
  * a depth no real value reaches and lets {@link findProblem} decide precisely.
  */
-function isSafe(value: unknown, depth: number): boolean {
+function isSafe(value: unknown): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return true;
     case 'number':
       return Number.isFinite(value);
-    case 'object': {
-      if (value === null) return true;
-      if (depth > MAX_FAST_DEPTH) return false;
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          const item: unknown = value[i];
-          if (item === undefined || !isSafe(item, depth + 1)) return false;
-        }
-        return true;
-      }
-      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return true;
-      const proto: unknown = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null && isOpaque(value)) return false;
-      for (const prop in value) {
-        if (!Object.hasOwn(value, prop)) continue;
-        const item = (value as Record<string, unknown>)[prop];
-        if (item !== undefined && !isSafe(item, depth + 1)) return false;
-      }
-      return true;
-    }
+    case 'object':
+      return value === null || isSafeObject(value, 0);
     default:
       return false;
   }
+}
+
+/**
+ * {@link isSafe} for an object. Runs on every write, so leaves are checked in the loop rather
+ * than by a call each (a third of the cost of a typical `set`).
+ */
+function isSafeObject(value: object, depth: number): boolean {
+  if (depth > MAX_FAST_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === 'string' || typeof item === 'boolean') continue;
+      if (typeof item === 'number') {
+        if (Number.isFinite(item)) continue;
+        return false;
+      }
+      // undefined (JSON writes null), functions, symbols, BigInts: no.
+      if (typeof item !== 'object') return false;
+      if (item !== null && !isSafeObject(item, depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    // A class instance: JSON writes what its toJSON returns (a Date), or its own properties.
+    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return true;
+    if (isOpaque(value)) return false;
+  }
+  // for...in with an own-property check only where it matters (a primitive is safe wherever
+  // it comes from): cheaper than Object.keys, which allocates.
+  for (const prop in value) {
+    const item = (value as Record<string, unknown>)[prop];
+    // An undefined property is left out by JSON, as an absent one reads the same.
+    if (typeof item === 'string' || typeof item === 'boolean' || item == null) continue;
+    if (typeof item === 'number') {
+      if (Number.isFinite(item)) continue;
+      return false;
+    }
+    if (!Object.hasOwn(value, prop)) continue;
+    if (typeof item !== 'object') {
+      // An own toJSON method decides what JSON writes for a plain object too.
+      return prop === 'toJSON' && typeof item === 'function';
+    }
+    if (!isSafeObject(item, depth + 1)) return false;
+  }
+  return true;
 }
 
 const MAX_FAST_DEPTH = 64;
