@@ -9,14 +9,18 @@ export interface MemoryCacheAdapterOptions {
   sweepInterval?: number;
 }
 
-// One options object per distinct TTL, not one per `set`.
+// One options object per distinct TTL, not one per `set`; the last one used is at hand
+// (most writes use the module's default TTL).
 const ttlOptions = new Map<number, { ttl: number }>();
+let lastTtl = { seconds: NaN, option: { ttl: 0 } };
 function ttlOption(seconds: number): { ttl: number } {
+  if (seconds === lastTtl.seconds) return lastTtl.option;
   let option = ttlOptions.get(seconds);
   if (!option) {
     option = { ttl: seconds > 0 ? Math.max(1, Math.round(seconds * 1000)) : 0 };
     if (ttlOptions.size < 1000) ttlOptions.set(seconds, option);
   }
+  lastTtl = { seconds, option };
   return option;
 }
 
