@@ -135,9 +135,10 @@ function cacheableOnly(
   args: unknown[],
   response: StatusResponse | undefined,
 ): Promise<unknown> {
-  const key = applies(op, method, instance, args)
-    ? render(op.key, method, { instance, args, hasResult: false })
-    : undefined;
+  const key =
+    op.condition === undefined || applies(op, method, instance, args)
+      ? render(op.key, method, { instance, args, hasResult: false })
+      : undefined;
   if (key !== undefined) {
     const hit = cache[PEEK](key);
     if (hit !== undefined) {

@@ -42,7 +42,7 @@ export function createKeyResolver(
   }
   if (typeof key === 'string') {
     const compiled = compileKeyTemplate(key, signature, { allowResult: options.allowResult });
-    return { usesResult: compiled.usesResult, render: (call) => compiled.render(call) };
+    return { usesResult: compiled.usesResult, render: compiled.render };
   }
   if (typeof key === 'function') {
     return {

@@ -23,7 +23,15 @@ export function renderTemplateValue(
   label: string,
   extra: ReadonlySet<string> = NO_EXTRA,
 ): string {
-  const text = value === UNRESOLVED_DEFAULT ? '~default' : encodeKeyValue(value, label);
+  // Numbers and plain strings, the usual key parts, skip the general encoder (same output).
+  const text =
+    typeof value === 'number'
+      ? String(value)
+      : typeof value === 'string'
+        ? escapeKeyText(value)
+        : value === UNRESOLVED_DEFAULT
+          ? '~default'
+          : encodeKeyValue(value, label);
   if (extra.size === 0) return text;
   let out = '';
   for (const char of text) out += extra.has(char) ? percentEncode(char) : char;
@@ -225,17 +233,20 @@ export function compileKeyTemplate(
     };
   });
 
-  // Runs on every cached call: a plain loop, no intermediate array.
-  const count = renderers.length;
-  return {
-    template,
-    usesResult,
-    render: (call) => {
-      let key = '';
-      for (let i = 0; i < count; i++) key += renderers[i](call);
-      return key;
-    },
-  };
+  // Runs on every cached call: literals are folded in (`item:` + one call per placeholder),
+  // a plain loop, no intermediate array.
+  const lead = 'literal' in parts[0] ? parts[0].literal : '';
+  const rest = lead === '' ? renderers : renderers.slice(1);
+  const count = rest.length;
+  const render =
+    count === 1
+      ? (call: TemplateCall) => lead + rest[0](call)
+      : (call: TemplateCall) => {
+          let key = lead;
+          for (let i = 0; i < count; i++) key += rest[i](call);
+          return key;
+        };
+  return { template, usesResult, render };
 }
 
 function argumentReader(
