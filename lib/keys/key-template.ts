@@ -81,7 +81,7 @@ export interface CompiledKeyTemplate {
   /** `true` if it reads `{result}`, so it can only be rendered after the call. */
   readonly usesResult: boolean;
   /** Renders the key of one call; throws {@link CacheKeyError} if a value has no key text. */
-  render(call: TemplateCall): string;
+  render(this: void, call: TemplateCall): string;
 }
 
 /**
