@@ -66,7 +66,7 @@ describe('assertSerializable', () => {
   it('rejects a circular reference, however deep', () => {
     const root: Record<string, unknown> = { level: 0 };
     let node = root;
-    for (let i = 1; i < 100; i++) node = (node.child = { level: i });
+    for (let i = 1; i < 100; i++) node = node.child = { level: i };
     node.back = root;
     expect(rejection(root)).toContain('is a circular reference');
   });
@@ -74,7 +74,7 @@ describe('assertSerializable', () => {
   it('accepts a structure deeper than the quick check walks, when it has no cycle', () => {
     const root: Record<string, unknown> = {};
     let node = root;
-    for (let i = 0; i < 200; i++) node = (node.child = {});
+    for (let i = 0; i < 200; i++) node = node.child = {};
     expect(() => assertSerializable(root, 'k')).not.toThrow();
   });
 });
