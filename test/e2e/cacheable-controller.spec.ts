@@ -11,14 +11,17 @@ import {
   Res,
   SetMetadata,
   UseGuards,
+  UseInterceptors,
+  type CallHandler,
   type CanActivate,
   type ExecutionContext,
   type INestApplication,
+  type NestInterceptor,
   type PipeTransform,
 } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants';
 import { Reflector } from '@nestjs/core';
-import { Observable, of } from 'rxjs';
+import { map, Observable, of } from 'rxjs';
 import request from 'supertest';
 import { CacheEvict, CacheModule, CacheService, Cacheable } from '../../lib';
 import { createHttpApp, PLATFORMS } from '../support/http-platforms';
@@ -48,6 +51,13 @@ class RoleGuard implements CanActivate {
 class UpperPipe implements PipeTransform<string | undefined, string | undefined> {
   transform(value: string | undefined): string | undefined {
     return value?.toUpperCase();
+  }
+}
+
+/** Wraps whatever the handler answers, as response-shaping interceptors do. */
+class Envelope implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(map((data: unknown) => ({ data })));
   }
 }
 
@@ -118,6 +128,14 @@ class ProductsController {
   ): Promise<{ id: string; q?: string; seen: number }> {
     count('args');
     return Promise.resolve({ id, q, seen: arguments.length });
+  }
+
+  @Get('wrapped/:id')
+  @UseInterceptors(Envelope)
+  @Cacheable('wrapped:{id}')
+  wrapped(@Param('id') id: string): { id: string } {
+    count('wrapped');
+    return { id };
   }
 
   // A handler that takes the response itself keeps it, and still reports X-Cache.
@@ -219,9 +237,22 @@ describe.each(PLATFORMS)('decorated controller handlers (%s)', (platform) => {
     expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
     expect(calls.args).toBe(1);
     expect(await cache.get('args:4:red')).toEqual(first.body);
-    // Called directly (a unit test), the method works the same.
+    // Called directly (a unit test), the method works the same, and a hit is still a Promise.
     const controller = app.get(ProductsController);
     expect(await controller.args('5')).toEqual({ id: '5', q: undefined, seen: 1 });
+    const hit = controller.args('5');
+    expect(hit).toBeInstanceOf(Promise);
+    expect(await hit).toEqual({ id: '5', q: undefined, seen: 1 });
+    expect(calls.args).toBe(2);
+  });
+
+  it('hands hits and misses alike to the interceptors around the handler', async () => {
+    const first = await request(app.getHttpServer()).get('/products/wrapped/9').expect(200);
+    const second = await request(app.getHttpServer()).get('/products/wrapped/9').expect(200);
+    expect(first.body).toEqual({ data: { id: '9' } });
+    expect(second.body).toEqual(first.body);
+    expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    expect(calls.wrapped).toBe(1);
   });
 
   it('reports X-Cache on a handler that takes the response itself', async () => {
