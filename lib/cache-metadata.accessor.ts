@@ -13,12 +13,22 @@ import type { CacheTtlFactory } from './decorators/cache-ttl.decorator';
 import type { CacheOperationMetadata } from './decorators/cached-method';
 import { ROUTE_ARGS_METADATA, RouteParamtypes, SSE_METADATA } from './nest-internals';
 
+/** What `@CacheKey`, `@CacheTTL` and `@CachePerUser` say for one route. */
+interface RouteCacheMetadata {
+  readonly key: CacheKeyFactory | undefined;
+  readonly ttl: CacheTtlFactory | undefined;
+  readonly perUser: CachePerUserMetadata | undefined;
+}
+
 /**
  * Reads what the cache decorators recorded: handler first, then class. The explorer and the
- * interceptor read metadata only through this class.
+ * interceptor read metadata only through this class. A route's decorators are read once (per
+ * controller class, as a subclass may set other ones), not on every request.
  */
 @Injectable()
 export class CacheMetadataAccessor {
+  private readonly routes = new WeakMap<object, WeakMap<object, RouteCacheMetadata>>();
+
   constructor(private readonly reflector: Reflector) {}
 
   /** `true` if `instance`'s class (or a parent class) has methods with cache operations. */
@@ -41,26 +51,35 @@ export class CacheMetadataAccessor {
 
   /** `@CacheKey` of the route (handler, then controller). */
   getCacheKey(context: ExecutionContext): CacheKeyFactory | undefined {
-    return this.reflector.getAllAndOverride<CacheKeyFactory | undefined>(CACHE_KEY_METADATA, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
+    return this.route(context).key;
   }
 
   /** `@CacheTTL` of the route (handler, then controller). */
   getCacheTtl(context: ExecutionContext): CacheTtlFactory | undefined {
-    return this.reflector.getAllAndOverride<CacheTtlFactory | undefined>(CACHE_TTL_METADATA, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
+    return this.route(context).ttl;
   }
 
   /** `@CachePerUser` of the route (handler, then controller). */
   getPerUser(context: ExecutionContext): CachePerUserMetadata | undefined {
-    return this.reflector.getAllAndOverride<CachePerUserMetadata | undefined>(
-      CACHE_PER_USER_METADATA,
-      [context.getHandler(), context.getClass()],
-    );
+    return this.route(context).perUser;
+  }
+
+  private route(context: ExecutionContext): RouteCacheMetadata {
+    const controller = context.getClass();
+    const handler = context.getHandler();
+    let byHandler = this.routes.get(controller);
+    if (!byHandler) this.routes.set(controller, (byHandler = new WeakMap()));
+    let metadata = byHandler.get(handler);
+    if (!metadata) {
+      const targets = [handler, controller];
+      metadata = {
+        key: this.reflector.getAllAndOverride(CACHE_KEY_METADATA, targets),
+        ttl: this.reflector.getAllAndOverride(CACHE_TTL_METADATA, targets),
+        perUser: this.reflector.getAllAndOverride(CACHE_PER_USER_METADATA, targets),
+      };
+      byHandler.set(handler, metadata);
+    }
+    return metadata;
   }
 
   /** `true` for `@Sse()` routes, whose Observable is a stream of events, not one response. */

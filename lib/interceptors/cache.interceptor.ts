@@ -173,7 +173,13 @@ export class CacheInterceptor implements NestInterceptor {
    */
   protected hasCredentials(context: ExecutionContext): boolean {
     const headers = requestOf(context).headers;
-    return headers !== undefined && CREDENTIAL_HEADERS.some((name) => !!headers[name]?.length);
+    // The CREDENTIAL_HEADERS, read one by one (this runs on every cacheable request).
+    return (
+      headers !== undefined &&
+      (!!headers.authorization?.length ||
+        !!headers['proxy-authorization']?.length ||
+        !!headers.cookie?.length)
+    );
   }
 
   /** The request's key; a Promise only when a `@CachePerUser` identify function is async. */
