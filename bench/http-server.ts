@@ -1,15 +1,24 @@
 /**
  * One HTTP server per benchmark contender, in its own process so the load generator does not
  * share its event loop. Usage: http-server.ts <mode> <port>; prints "ready" when listening.
- * Modes: constant | cacheable | interceptor | nest-cache-manager.
+ * Modes: constant | cacheable | interceptor | nest-cache-manager | interceptor-floor.
  */
 import 'reflect-metadata';
-import { Controller, Get, Module, Param, UseInterceptors, type Type } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Module,
+  Param,
+  UseInterceptors,
+  type NestInterceptor,
+  type Type,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   CacheInterceptor as NestCacheInterceptor,
   CacheModule as NestCacheModule,
 } from '@nestjs/cache-manager';
+import { of } from 'rxjs';
 import { Cacheable, CacheInterceptor, CacheModule } from '../lib';
 
 const [mode = 'constant', portArg = '3100'] = process.argv.slice(2);
@@ -63,6 +72,26 @@ class NestCacheManagerController {
   }
 }
 
+/**
+ * The fastest answer any interceptor-based cache can give: a constant, without calling the
+ * handler or looking anything up. Only Nest's interceptor pipeline is left.
+ */
+class ConstantInterceptor implements NestInterceptor {
+  intercept() {
+    return of(payload('hot'));
+  }
+}
+
+@Controller('item')
+@UseInterceptors(ConstantInterceptor)
+class InterceptorFloorController {
+  @Get(':id')
+  get(@Param('id') id: string) {
+    stats.runs++;
+    return payload(id);
+  }
+}
+
 const setups: Record<string, { controller: Type; imports: unknown[] }> = {
   constant: { controller: ConstantController, imports: [] },
   cacheable: { controller: CacheableController, imports: [CacheModule.forRoot({ ttl: 600 })] },
@@ -71,6 +100,7 @@ const setups: Record<string, { controller: Type; imports: unknown[] }> = {
     controller: NestCacheManagerController,
     imports: [NestCacheModule.register({ ttl: 600_000 })],
   },
+  'interceptor-floor': { controller: InterceptorFloorController, imports: [] },
 };
 
 async function main(): Promise<void> {

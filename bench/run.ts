@@ -363,12 +363,13 @@ function get(port: number, path: string, agent: Agent): Promise<string> {
 
 async function httpScenario(): Promise<void> {
   log('## HTTP (Express, server in its own process, autocannon, 50 connections)');
-  const modes = ['constant', 'cacheable', 'interceptor', 'nest-cache-manager'];
+  const modes = ['constant', 'cacheable', 'interceptor', 'nest-cache-manager', 'interceptor-floor'];
   const labels: Record<string, string> = {
     constant: 'handler returning a constant',
     cacheable: 'cachekit @Cacheable on the handler',
     interceptor: 'cachekit CacheInterceptor',
     'nest-cache-manager': '@nestjs/cache-manager CacheInterceptor',
+    'interceptor-floor': 'reference: an interceptor returning a constant (no cache)',
   };
   const servers = await Promise.all(modes.map(startServer));
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
@@ -416,7 +417,9 @@ async function httpScenario(): Promise<void> {
     log('### Cold-URL burst: 1 000 concurrent requests to one uncached URL');
     const burstAgent = new Agent({ keepAlive: false, maxSockets: Infinity });
     const rows: string[][] = [];
-    for (const s of servers.filter((x) => x.mode !== 'constant')) {
+    for (const s of servers.filter(
+      (x) => x.mode !== 'constant' && x.mode !== 'interceptor-floor',
+    )) {
       const before = (JSON.parse(await get(s.port, '/stats', agent)) as { runs: number }).runs;
       await Promise.all(Array.from({ length: 1000 }, () => get(s.port, '/item/cold', burstAgent)));
       const after = (JSON.parse(await get(s.port, '/stats', agent)) as { runs: number }).runs;
