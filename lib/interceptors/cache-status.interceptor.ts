@@ -13,9 +13,10 @@ import { writeCacheStatus } from './http-response';
  * `@Cacheable` call (on the handler or in services it called) was answered from the cache,
  * `MISS` when one ran its method, no header when none was made. It caches nothing itself.
  *
- * `@Cacheable` attaches it to a route handler automatically; apply it yourself to report
- * caching done in services (`CacheInterceptor` reports the same way on routes it does not
- * cache). Has no dependencies.
+ * A `@Cacheable` route handler writes its own `X-Cache` without it (it gets this interceptor
+ * only when it takes `@Res()`/`@Next()` itself); apply it yourself to report caching done in
+ * services (`CacheInterceptor` reports the same way on routes it does not cache). Has no
+ * dependencies.
  *
  * @example
  * ```ts
