@@ -8,7 +8,7 @@ import { CacheArgumentError } from '../cache.errors';
  */
 export type CacheUserIdentifier = (
   context: ExecutionContext,
-) => string | number | null | undefined | Promise<string | number | null | undefined>;
+) => string | number | null | undefined | PromiseLike<string | number | null | undefined>;
 
 /** What `@CachePerUser` records. */
 export interface CachePerUserMetadata {

@@ -194,8 +194,9 @@ export class CacheInterceptor implements NestInterceptor {
       : credentialed
         ? hashCredentials(requestOf(context))
         : undefined;
-    return identity instanceof Promise
-      ? identity.then((resolved) => userKey(base, resolved, credentialed))
+    // Any thenable (a query builder, a Promise from another realm), not only a native Promise.
+    return isThenable(identity)
+      ? Promise.resolve(identity).then((resolved) => userKey(base, resolved, credentialed))
       : userKey(base, identity, credentialed);
   }
 
@@ -213,16 +214,23 @@ function passThrough(context: ExecutionContext, next: CallHandler): Observable<u
   );
 }
 
-function userKey(
-  base: string,
-  identity: string | number | null | undefined,
-  credentialed: boolean,
-): string | undefined {
+function userKey(base: string, identity: unknown, credentialed: boolean): string | undefined {
   if (identity === undefined || identity === null || identity === '') {
     // Anonymous requests share an entry; credentials without an identity are not cached.
     return credentialed ? undefined : base;
   }
+  // Only text and numbers tell users apart; anything else (an object would read
+  // "[object Object]" for everyone) leaves the request uncached.
+  if (typeof identity !== 'string' && typeof identity !== 'number') return undefined;
   return `http:user:${escapeKeyText(String(identity))}:${base}`;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** The request of an HTTP context (`switchToHttp()` builds three closures per call). */

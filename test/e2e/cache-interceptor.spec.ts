@@ -59,6 +59,20 @@ class ArrivalGuard implements CanActivate {
 }
 
 /** Plays the part of an auth guard: `x-user` becomes `req.user`. */
+/** A thenable that is not a Promise, as query builders are: resolves to the user id later. */
+class LazyQuery implements PromiseLike<string | undefined> {
+  constructor(private readonly id: string | undefined) {}
+  then<R1 = string | undefined, R2 = never>(
+    onfulfilled?: ((value: string | undefined) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): PromiseLike<R1 | R2> {
+    return new Promise<string | undefined>((resolve) => setTimeout(() => resolve(this.id), 1)).then(
+      onfulfilled,
+      onrejected,
+    );
+  }
+}
+
 @Injectable()
 class FakeAuthGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
@@ -174,6 +188,26 @@ class ArticlesController {
   mine(): { n: number } {
     count('mine');
     return { n: calls.mine };
+  }
+
+  // identify answers with a thenable that is not a native Promise (a lazy query, say).
+  @Get('lazy')
+  @UseGuards(FakeAuthGuard)
+  @CachePerUser(
+    (ctx) => new LazyQuery(ctx.switchToHttp().getRequest<{ user?: { id: string } }>().user?.id),
+  )
+  lazy(): { n: number } {
+    count('lazy');
+    return { n: calls.lazy };
+  }
+
+  // identify answers with an object: it names nobody, so nothing is shared.
+  @Get('object-identity')
+  @UseGuards(FakeAuthGuard)
+  @CachePerUser(() => ({ id: 'x' }) as unknown as string)
+  objectIdentity(): { n: number } {
+    count('objectIdentity');
+    return { n: calls.objectIdentity };
   }
 
   @Get('burst')
@@ -392,6 +426,19 @@ describe.each(PLATFORMS)('CacheInterceptor (%s)', (platform) => {
     await get('/mine').set('Cookie', 's=4').expect(200);
     await get('/mine').set('Cookie', 's=4').expect(200);
     expect(calls.mine).toBe(4);
+  });
+
+  it('@CachePerUser(identify) awaits any thenable, never sharing one entry between users', async () => {
+    const a1 = await get('/lazy').set('Cookie', 's=1').set('x-user', 'alice').expect(200);
+    const b1 = await get('/lazy').set('Cookie', 's=2').set('x-user', 'bob').expect(200);
+    const a2 = await get('/lazy').set('Cookie', 's=3').set('x-user', 'alice').expect(200);
+    expect([a1.body, b1.body, a2.body]).toEqual([{ n: 1 }, { n: 2 }, { n: 1 }]);
+    expect(b1.headers['x-cache']).toBe('MISS');
+    expect(await cache.has('http:user:bob:http:/lazy')).toBe(true);
+
+    await get('/object-identity').set('Cookie', 's=1').expect(200);
+    const other = await get('/object-identity').set('Cookie', 's=2').expect(200);
+    expect(other.body).toEqual({ n: 2 });
   });
 
   it('runs the handler once for a burst of requests to a cold URL', async () => {
