@@ -6,6 +6,7 @@ import {
   CACHE_OPERATIONS_METADATA,
   CACHE_PER_USER_METADATA,
   CACHE_TTL_METADATA,
+  INJECTED_RESPONSE,
 } from './cache.constants';
 import type { CacheKeyFactory } from './decorators/cache-key.decorator';
 import type { CachePerUserMetadata } from './decorators/cache-per-user.decorator';
@@ -87,15 +88,20 @@ export class CacheMetadataAccessor {
     return this.reflector.get<boolean | undefined>(SSE_METADATA, context.getHandler()) === true;
   }
 
-  /** `true` if the handler takes `@Res()` or `@Next()`: it writes the response itself. */
+  /**
+   * `true` if the handler takes `@Res()` or `@Next()`: it writes the response itself. The
+   * response argument cachekit gives `@Cacheable` handlers for `X-Cache` does not count.
+   */
   usesResponseObject(context: ExecutionContext): boolean {
     const args = Reflect.getMetadata(
       ROUTE_ARGS_METADATA,
       context.getClass(),
       context.getHandler().name,
-    ) as Record<string, unknown> | undefined;
+    ) as Record<string, { data?: unknown }> | undefined;
     if (!args) return false;
     const own = [RouteParamtypes.RESPONSE, RouteParamtypes.NEXT].map(String);
-    return Object.keys(args).some((key) => own.includes(key.split(':')[0]));
+    return Object.entries(args).some(
+      ([key, arg]) => own.includes(key.split(':')[0]) && arg.data !== INJECTED_RESPONSE,
+    );
   }
 }

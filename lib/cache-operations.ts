@@ -55,6 +55,8 @@ export interface CachedMethod extends MethodSignature {
   readonly original: (...args: unknown[]) => unknown;
   /** The class that declares it (where Nest's parameter decorators keep their metadata). */
   readonly declaringClass: object;
+  /** The function that replaced the method (another decorator may wrap it in turn). */
+  wrapper?: (...args: unknown[]) => unknown;
   /** In declaration order. */
   readonly operations: CacheOperation[];
   /**

@@ -21,3 +21,9 @@ export const CACHE_TTL_METADATA = 'CACHEKIT:CACHE_TTL';
 
 /** Metadata of `@CachePerUser` (handler or controller): responses are cached per user. */
 export const CACHE_PER_USER_METADATA = 'CACHEKIT:CACHE_PER_USER';
+
+/**
+ * The `data` of the response argument given to `@Cacheable` route handlers so they can write
+ * `X-Cache` (Nest ignores `data` for a response argument): tells it from a declared `@Res()`.
+ */
+export const INJECTED_RESPONSE = 'cachekit:x-cache-response';

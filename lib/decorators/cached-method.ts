@@ -100,6 +100,7 @@ function install(
   } as Marked;
   copyFunction(original, wrapper);
   Object.defineProperty(wrapper, CACHED_METHOD, { value: method });
+  method.wrapper = wrapper;
   descriptor.value = wrapper;
 
   const ctor = target.constructor;

@@ -1,4 +1,8 @@
-import { CACHE_CLASS_METADATA } from '../cache.constants';
+import {
+  CACHE_CLASS_METADATA,
+  CACHE_OPERATIONS_METADATA,
+  INJECTED_RESPONSE,
+} from '../cache.constants';
 import { CacheStatusInterceptor } from '../interceptors/cache-status.interceptor';
 import {
   INTERCEPTORS_METADATA,
@@ -8,7 +12,7 @@ import {
   ROUTE_ARGS_METADATA,
   RouteParamtypes,
 } from '../nest-internals';
-import { cachedMethodOf } from './cached-method';
+import { cachedMethodOf, type CacheOperationMetadata } from './cached-method';
 
 interface RouteArgument {
   index: number;
@@ -44,27 +48,27 @@ export function wireRouteCacheStatus(controllers: Iterable<unknown>): void {
 const wired = new WeakSet<object>();
 
 function wireHandler(handler: unknown, name: string | symbol): void {
-  const method = cachedMethodOf(handler);
-  if (!method || wired.has(method)) return;
-  wired.add(method);
-  const fn = handler as object;
+  if (typeof handler !== 'function' || wired.has(handler)) return;
+  wired.add(handler);
   const isRoute =
-    Reflect.getMetadata(PATH_METADATA, fn) !== undefined &&
-    Reflect.getMetadata(METHOD_METADATA, fn) !== undefined;
-  if (!isRoute || !method.operations.some((op) => op.kind === 'cacheable')) return;
-
-  const host = method.declaringClass;
-  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, host, name) ?? {}) as Record<
-    string,
-    RouteArgument
-  >;
-  const own = [RouteParamtypes.RESPONSE, RouteParamtypes.NEXT].map(String);
-  if (Object.keys(args).some((key) => own.includes(key.split(':')[0]))) {
-    // The handler answers through the response itself: passthrough is not ours to switch on.
-    const interceptors = (Reflect.getOwnMetadata(INTERCEPTORS_METADATA, fn) ?? []) as unknown[];
-    Reflect.defineMetadata(INTERCEPTORS_METADATA, [...interceptors, CacheStatusInterceptor], fn);
+    Reflect.getMetadata(PATH_METADATA, handler) !== undefined &&
+    Reflect.getMetadata(METHOD_METADATA, handler) !== undefined;
+  if (!isRoute) return;
+  const method = cachedMethodOf(handler);
+  const recorded = Reflect.getMetadata(CACHE_OPERATIONS_METADATA, handler) as
+    CacheOperationMetadata[] | undefined;
+  const cacheable = method
+    ? method.operations.some((op) => op.kind === 'cacheable')
+    : (recorded?.some((op) => op.decorator === 'Cacheable') ?? false);
+  if (!cacheable) return;
+  // Only the decorator's own wrapper may be handed the response: a decorator applied above
+  // @Cacheable wraps it again and would see the extra argument (and a bare value on a hit).
+  if (!method || method.wrapper !== handler || takesResponse(method.declaringClass, name)) {
+    addStatusInterceptor(handler);
     return;
   }
+  const host = method.declaringClass;
+  const args = routeArguments(host, name);
   const declared = Reflect.getMetadata(
     'design:paramtypes',
     (host as { prototype: object }).prototype,
@@ -77,10 +81,34 @@ function wireHandler(handler: unknown, name: string | symbol): void {
   );
   Reflect.defineMetadata(
     ROUTE_ARGS_METADATA,
-    { ...args, [`${RouteParamtypes.RESPONSE}:${index}`]: { index, data: undefined, pipes: [] } },
+    {
+      ...args,
+      [`${RouteParamtypes.RESPONSE}:${index}`]: { index, data: INJECTED_RESPONSE, pipes: [] },
+    },
     host,
     name,
   );
   Reflect.defineMetadata(RESPONSE_PASSTHROUGH_METADATA, true, host, name);
   method.responseIndex = index;
+}
+
+function routeArguments(host: object, name: string | symbol): Record<string, RouteArgument> {
+  return (Reflect.getMetadata(ROUTE_ARGS_METADATA, host, name) ?? {}) as Record<
+    string,
+    RouteArgument
+  >;
+}
+
+/** `true` if the handler declares `@Res()` or `@Next()`: it answers through the response. */
+function takesResponse(host: object, name: string | symbol): boolean {
+  const own = [RouteParamtypes.RESPONSE, RouteParamtypes.NEXT].map(String);
+  return Object.entries(routeArguments(host, name)).some(
+    ([key, arg]) => own.includes(key.split(':')[0]) && arg.data !== INJECTED_RESPONSE,
+  );
+}
+
+function addStatusInterceptor(handler: object): void {
+  const interceptors = (Reflect.getOwnMetadata(INTERCEPTORS_METADATA, handler) ?? []) as unknown[];
+  if (interceptors.includes(CacheStatusInterceptor)) return;
+  Reflect.defineMetadata(INTERCEPTORS_METADATA, [...interceptors, CacheStatusInterceptor], handler);
 }

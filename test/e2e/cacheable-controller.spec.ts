@@ -61,6 +61,33 @@ class Envelope implements NestInterceptor {
   }
 }
 
+/**
+ * Another library's decorator that wraps the method again, copying its reflect metadata and,
+ * with `ownProperties`, its own properties too. It expects a Promise back, as the method's
+ * signature promises.
+ */
+const seenByOuter: unknown[][] = [];
+const Logged =
+  (ownProperties: boolean): MethodDecorator =>
+  (_target, _key, descriptor) => {
+    const inner = descriptor.value as unknown as (...args: unknown[]) => Promise<unknown>;
+    const outer = function (this: unknown, ...args: unknown[]): Promise<unknown> {
+      seenByOuter.push(args);
+      return inner.apply(this, args).then((value) => value);
+    };
+    for (const key of Reflect.getOwnMetadataKeys(inner) as unknown[]) {
+      Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, inner), outer);
+    }
+    if (ownProperties) {
+      for (const key of Reflect.ownKeys(inner)) {
+        if (['length', 'name', 'prototype'].includes(key as string)) continue;
+        Object.defineProperty(outer, key, Object.getOwnPropertyDescriptor(inner, key)!);
+      }
+    }
+    (descriptor as PropertyDescriptor).value = outer;
+    return descriptor;
+  };
+
 const calls: Record<string, number> = {};
 const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
 
@@ -136,6 +163,22 @@ class ProductsController {
   wrapped(@Param('id') id: string): { id: string } {
     count('wrapped');
     return { id };
+  }
+
+  @Get('logged/:id')
+  @Logged(false)
+  @Cacheable('logged:{id}')
+  async logged(@Param('id') id: string): Promise<{ id: string }> {
+    count('logged');
+    return Promise.resolve({ id });
+  }
+
+  @Get('logged-own/:id')
+  @Logged(true)
+  @Cacheable('logged-own:{id}')
+  async loggedOwn(@Param('id') id: string): Promise<{ id: string }> {
+    count('loggedOwn');
+    return Promise.resolve({ id });
   }
 
   // A handler that takes the response itself keeps it, and still reports X-Cache.
@@ -254,6 +297,20 @@ describe.each(PLATFORMS)('decorated controller handlers (%s)', (platform) => {
     expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
     expect(calls.wrapped).toBe(1);
   });
+
+  it.each(['logged', 'logged-own'])(
+    'keeps a decorator above @Cacheable working: its arguments, a Promise, X-Cache (%s)',
+    async (path) => {
+      seenByOuter.length = 0;
+      const first = await request(app.getHttpServer()).get(`/products/${path}/2`).expect(200);
+      const second = await request(app.getHttpServer()).get(`/products/${path}/2`).expect(200);
+      expect(first.body).toEqual({ id: '2' });
+      expect(second.body).toEqual({ id: '2' });
+      expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+      expect(seenByOuter).toEqual([['2'], ['2']]);
+      expect(calls.logged ?? calls.loggedOwn).toBe(1);
+    },
+  );
 
   it('reports X-Cache on a handler that takes the response itself', async () => {
     const first = await request(app.getHttpServer()).get('/products/own-response/1').expect(200);
