@@ -111,8 +111,14 @@ export class RedisCacheAdapter implements CacheAdapter {
 
   get<T = unknown>(key: string): Promise<T | undefined> {
     const namespaced = this.prefix + key;
-    this.batch();
-    return this.client.get(namespaced).then(
+    let reply: Promise<string | null>;
+    try {
+      this.batch();
+      reply = this.client.get(namespaced);
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+    return reply.then(
       (raw) => (raw === null ? undefined : this.decode<T>(namespaced, raw)),
       (error: unknown) => {
         if (!isWrongType(error)) throw error;
@@ -127,14 +133,20 @@ export class RedisCacheAdapter implements CacheAdapter {
 
   /** Resolves once Redis acknowledged the write (with its reply, which callers ignore). */
   set(key: string, value: unknown, ttl: number): Promise<void> {
-    const payload = JSON.stringify(value);
-    this.batch();
-    const written =
-      ttl > 0
-        ? this.client.set(this.prefix + key, payload, 'PX', Math.max(1, Math.round(ttl * 1000)))
-        : this.client.set(this.prefix + key, payload);
+    let written: Promise<unknown>;
+    try {
+      const payload = JSON.stringify(value);
+      this.batch();
+      written =
+        ttl > 0
+          ? this.client.set(this.prefix + key, payload, 'PX', Math.max(1, Math.round(ttl * 1000)))
+          : this.client.set(this.prefix + key, payload);
+    } catch (error) {
+      // A value JSON cannot write (a BigInt, a throwing toJSON): a rejection, like any failure.
+      return Promise.reject(asError(error));
+    }
     // No `.then` to drop the 'OK': that would cost a microtask turn on every write.
-    return written as Promise<unknown> as Promise<void>;
+    return written as Promise<void>;
   }
 
   async delete(key: string): Promise<boolean> {
@@ -229,10 +241,12 @@ export class RedisCacheAdapter implements CacheAdapter {
   private batch(): void {
     if (this.corked) return;
     const client = this.client;
-    if (client instanceof Cluster || client.status !== 'ready') return;
-    if (client.commandQueue.length === 0) return;
-    const socket = client.stream;
-    if (!socket || socket.writableCorked > 0 || socket.destroyed) return;
+    // isCluster, not instanceof: an application's client may come from another ioredis copy.
+    if (client.isCluster || client.status !== 'ready') return;
+    const { commandQueue, stream: socket } = client as Redis;
+    if (!commandQueue || commandQueue.length === 0) return;
+    if (!socket || typeof socket.cork !== 'function' || socket.writableCorked > 0) return;
+    if (socket.destroyed) return;
     socket.cork();
     this.corked = socket;
     process.nextTick(this.uncork);
@@ -268,6 +282,10 @@ async function scanAndUnlink(node: Redis, pattern: string): Promise<number> {
 /** Escapes Redis glob metacharacters so a prefix matches only itself. */
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 function isWrongType(error: unknown): boolean {

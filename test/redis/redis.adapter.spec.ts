@@ -210,6 +210,20 @@ describe('RedisCacheAdapter on a real redis-server', () => {
     await app.close();
   });
 
+  it('rejects (never throws) when used directly with a value JSON cannot write', async () => {
+    const { app } = await boot({
+      provider: 'redis',
+      redis: { url: sharedRedisUrl() },
+      namespace: uniqueNamespace('direct'),
+    });
+    const adapter = app.get<RedisCacheAdapter>(CacheAdapter);
+    const pending = adapter.set('k', { n: 1n }, 0);
+    expect(pending).toBeInstanceOf(Promise);
+    await expect(pending).rejects.toThrow(/BigInt/);
+    expect(await adapter.get('k')).toBeUndefined();
+    await app.close();
+  });
+
   it('leaves an application-provided client open', async () => {
     const client = new Redis(sharedRedisUrl());
     const { app, cache } = await boot({
