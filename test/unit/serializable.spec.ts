@@ -36,6 +36,7 @@ describe('assertSerializable', () => {
     ['an object without a prototype', Object.assign(Object.create(null) as object, { x: 1 })],
     ['a Date', new Date(0)],
     ['an object with its own toJSON', { secret: () => 1, toJSON: () => ({ shown: true }) }],
+    ['an object whose own toJSON comes first', { toJSON: () => 1, secret: () => 1 }],
     ['a class instance with plain fields', new Money(5, 'EUR')],
     ['an instance with an enumerable inherited method', new WithInheritedHelper()],
     ['a deep but finite structure', { a: { b: { c: { d: { e: [[[{ f: 1 }]]] } } } } }],
