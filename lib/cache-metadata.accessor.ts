@@ -93,15 +93,20 @@ export class CacheMetadataAccessor {
    * response argument cachekit gives `@Cacheable` handlers for `X-Cache` does not count.
    */
   usesResponseObject(context: ExecutionContext): boolean {
-    const args = Reflect.getMetadata(
-      ROUTE_ARGS_METADATA,
-      context.getClass(),
-      context.getHandler().name,
-    ) as Record<string, { data?: unknown }> | undefined;
-    if (!args) return false;
-    const own = [RouteParamtypes.RESPONSE, RouteParamtypes.NEXT].map(String);
-    return Object.entries(args).some(
-      ([key, arg]) => own.includes(key.split(':')[0]) && arg.data !== INJECTED_RESPONSE,
-    );
+    return declaresResponse(context.getClass(), context.getHandler().name);
   }
+}
+
+/**
+ * `true` if the handler `name` of `controller` declares `@Res()` or `@Next()` (the response
+ * argument cachekit adds for `X-Cache` does not count).
+ */
+export function declaresResponse(controller: object, name: string | symbol): boolean {
+  const args = Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, name) as
+    Record<string, { data?: unknown }> | undefined;
+  if (!args) return false;
+  const own = [RouteParamtypes.RESPONSE, RouteParamtypes.NEXT].map(String);
+  return Object.entries(args).some(
+    ([key, arg]) => own.includes(key.split(':')[0]) && arg.data !== INJECTED_RESPONSE,
+  );
 }

@@ -13,8 +13,9 @@ export class CacheStatusRecorder {
 
   /** Records one cached call. */
   record(status: WrapStatus): void {
-    if (status === 'hit') this.hits++;
-    else if (status === 'miss' || status === 'shared') this.misses++;
+    const header = headerFor(status);
+    if (header === 'HIT') this.hits++;
+    else if (header === 'MISS') this.misses++;
   }
 
   /** The `X-Cache` value, or `undefined` when no cached call was recorded. */

@@ -12,6 +12,7 @@ import {
   ROUTE_ARGS_METADATA,
   RouteParamtypes,
 } from '../nest-internals';
+import { declaresResponse } from '../cache-metadata.accessor';
 import { cachedMethodOf, type CacheOperationMetadata } from './cached-method';
 
 interface RouteArgument {
@@ -63,7 +64,7 @@ function wireHandler(handler: unknown, name: string | symbol): void {
   if (!cacheable) return;
   // Only the decorator's own wrapper may be handed the response: a decorator applied above
   // @Cacheable wraps it again and would see the extra argument (and a bare value on a hit).
-  if (!method || method.wrapper !== handler || takesResponse(method.declaringClass, name)) {
+  if (!method || method.wrapper !== handler || declaresResponse(method.declaringClass, name)) {
     addStatusInterceptor(handler);
     return;
   }
@@ -97,14 +98,6 @@ function routeArguments(host: object, name: string | symbol): Record<string, Rou
     string,
     RouteArgument
   >;
-}
-
-/** `true` if the handler declares `@Res()` or `@Next()`: it answers through the response. */
-function takesResponse(host: object, name: string | symbol): boolean {
-  const own = [RouteParamtypes.RESPONSE, RouteParamtypes.NEXT].map(String);
-  return Object.entries(routeArguments(host, name)).some(
-    ([key, arg]) => own.includes(key.split(':')[0]) && arg.data !== INJECTED_RESPONSE,
-  );
 }
 
 function addStatusInterceptor(handler: object): void {
