@@ -230,11 +230,12 @@ export class RedisCacheAdapter implements CacheAdapter {
   }
 
   /**
-   * Batches the commands issued in this tick into one socket write: under load, the first one
-   * corks the connection and it is uncorked when the tick ends (`process.nextTick`). That is
-   * what auto-pipelining buys (one write, one read for many commands) without its costs: no
-   * Pipeline object is built per command, and a command issued while nothing awaits a reply
-   * goes out at once, as on a plain client (auto-pipelining holds it until `setImmediate`).
+   * Batches the commands issued in one tick while replies are awaited into one socket write:
+   * the first corks the connection, which is uncorked when the tick ends (`process.nextTick`).
+   * That is what auto-pipelining buys (one write, one read for many commands) without its
+   * costs: no Pipeline object is built per command, and a command issued while nothing awaits
+   * a reply goes out at once, as on a plain client (auto-pipelining holds it until
+   * `setImmediate`).
    * Only for a single connection (a cluster client uses ioredis's per-node auto-pipelining)
    * that is ready (else ioredis fails or queues the command without writing).
    */

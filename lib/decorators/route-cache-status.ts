@@ -31,7 +31,8 @@ interface RouteArgument {
  * decorator's wrapper takes it off again, so the method, its key and its conditions never see
  * it. That costs nothing per request, where an interceptor around the handler would cost about
  * a third of a small route's throughput (bench/RESULTS.md). A handler that takes `@Res()` or
- * `@Next()` itself keeps the {@link CacheStatusInterceptor} instead.
+ * `@Next()` itself, or that another decorator wraps again above `@Cacheable` (the wrapper
+ * would see the extra argument), gets the {@link CacheStatusInterceptor} instead.
  *
  * Idempotent: a controller class shared by several applications is wired once.
  */
