@@ -26,6 +26,11 @@ async function boot(options: CacheModuleOptions, logger = new CapturingLogger())
   return { app, cache: app.get(CacheService), logger };
 }
 
+/** Boots the module on the suite's shared redis-server, under `namespace`. */
+function bootOnShared(namespace: string) {
+  return boot({ provider: 'redis', redis: { url: sharedRedisUrl() }, namespace });
+}
+
 function redisCli(port: number, ...args: string[]): string {
   const result = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
     encoding: 'utf8',
@@ -47,11 +52,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
 
   it('stores JSON under namespace:key, readable with redis-cli GET', async () => {
     const namespace = uniqueNamespace('json');
-    const { app, cache } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace,
-    });
+    const { app, cache } = await bootOnShared(namespace);
     await cache.set('user:123', {
       name: 'Alice',
       tags: ['a'],
@@ -69,11 +70,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
 
   it('sets the TTL with PX (milliseconds), and no TTL for ttl 0', async () => {
     const namespace = uniqueNamespace('ttl');
-    const { app, cache } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace,
-    });
+    const { app, cache } = await bootOnShared(namespace);
     await cache.set('fractional', 1, 2.5);
     await cache.set('forever', 1, 0);
     await cache.set('default', 1);
@@ -92,11 +89,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
     await raw.set(`${other}:user:1`, '"other app"');
     await raw.set(`${namespace}`, '"bare namespace key"');
     await raw.set(`plain-${namespace}`, '"unrelated"');
-    const { app, cache } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace,
-    });
+    const { app, cache } = await bootOnShared(namespace);
     await cache.set('user:1', 'mine');
     await cache.set('user:2', 'mine');
     expect(await cache.deleteByPrefix('user:')).toBe(2);
@@ -113,11 +106,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
   it('escapes glob characters in the namespace itself', async () => {
     const base = uniqueNamespace('glob');
     await raw.set(`${base}-b:k`, '"neighbour"');
-    const { app, cache } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace: `${base}-[ab]`,
-    });
+    const { app, cache } = await bootOnShared(`${base}-[ab]`);
     await cache.set('k', 'mine');
     await cache.clear();
     expect(await raw.get(`${base}-[ab]:k`)).toBeNull();
@@ -128,11 +117,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
 
   it('deleteByPrefix walks more keys than one SCAN page', async () => {
     const namespace = uniqueNamespace('many');
-    const { app, cache } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace,
-    });
+    const { app, cache } = await bootOnShared(namespace);
     const pipeline = raw.pipeline();
     for (let i = 0; i < 2500; i++) pipeline.set(`${namespace}:bulk:${i}`, String(i));
     pipeline.set(`${namespace}:keep`, '1');
@@ -145,11 +130,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
 
   it('reads corrupt JSON and wrong-type keys as a miss with a WARN', async () => {
     const namespace = uniqueNamespace('corrupt');
-    const { app, cache, logger } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace,
-    });
+    const { app, cache, logger } = await bootOnShared(namespace);
     await raw.set(`${namespace}:broken`, '{"half": ');
     await raw.lpush(`${namespace}:list`, 'x');
     expect(await cache.get('broken')).toBeUndefined();
@@ -163,11 +144,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
   });
 
   it('connects and pings at startup, and closes its connection on app.close()', async () => {
-    const { app } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace: uniqueNamespace('life'),
-    });
+    const { app } = await bootOnShared(uniqueNamespace('life'));
     const adapter = app.get<RedisCacheAdapter>(CacheAdapter);
     expect(adapter.client.status).toBe('ready');
     await app.close();
@@ -176,11 +153,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
 
   it('batches the commands of one tick into one socket write, each getting its own answer', async () => {
     const namespace = uniqueNamespace('batch');
-    const { app, cache } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace,
-    });
+    const { app, cache } = await bootOnShared(namespace);
     const socket = (app.get<RedisCacheAdapter>(CacheAdapter).client as Redis).stream;
     const writes: number[] = [];
     const spied = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => void>;
@@ -211,11 +184,7 @@ describe('RedisCacheAdapter on a real redis-server', () => {
   });
 
   it('rejects (never throws) when used directly with a value JSON cannot write', async () => {
-    const { app } = await boot({
-      provider: 'redis',
-      redis: { url: sharedRedisUrl() },
-      namespace: uniqueNamespace('direct'),
-    });
+    const { app } = await bootOnShared(uniqueNamespace('direct'));
     const adapter = app.get<RedisCacheAdapter>(CacheAdapter);
     const pending = adapter.set('k', { n: 1n }, 0);
     expect(pending).toBeInstanceOf(Promise);
