@@ -1,9 +1,14 @@
+import { escapeLogLine } from './utils/describe-value';
+import { redact } from './utils/redact';
+
 /**
  * Base class of every error this module throws, so callers can catch them as one family.
+ * Its message never shows a password (see `redact`) and is one line (see `escapeLogLine`),
+ * whatever text was put in it: Nest prints it as a log line when startup fails.
  */
 export class CacheError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(escapeLogLine(redact(message)), options);
     this.name = new.target.name;
   }
 }

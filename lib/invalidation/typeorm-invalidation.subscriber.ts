@@ -1,6 +1,7 @@
-import { Logger, type InjectionToken, type Provider } from '@nestjs/common';
-import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
+import type { InjectionToken, Provider } from '@nestjs/common';
 import { CacheConfigError } from '../cache.errors';
+import { describeError } from '../utils/describe-value';
+import { CacheLogger } from '../utils/rate-limited-logger';
 import { CacheInvalidator } from './cache-invalidator.service';
 import type { InvalidationEvent } from './interfaces/invalidation-rule.interface';
 
@@ -95,7 +96,7 @@ export interface TypeOrmDataSourceLike {
  * ```
  */
 export class TypeOrmInvalidationSubscriber {
-  private readonly log = new Logger(CACHE_LOGGER_CONTEXT);
+  private readonly log = new CacheLogger();
   // Per query runner, the changes of each open transaction level (index = depth).
   private readonly pending = new WeakMap<TypeOrmQueryRunnerLike, Change[][]>();
 
@@ -168,9 +169,7 @@ export class TypeOrmInvalidationSubscriber {
         await this.invalidator.publish(change.event, change.payloads);
       } catch (error) {
         // publish logs its own failures; this only guards the commit against a programming error.
-        this.log.error(
-          `Cache invalidation after a TypeORM change failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        this.log.error(`Cache invalidation after a TypeORM change failed: ${describeError(error)}`);
       }
     }
   }

@@ -113,7 +113,7 @@ describe('declarative caching when Redis fails', () => {
     expect(prices.computed).toBe(3);
 
     const warnings = logger.warnings().join('\n');
-    expect(warnings).toMatch(/Cache GET 'price:abcd' failed, calling through/);
+    expect(warnings).toMatch(/Cache GET "price:abcd" failed, calling through/);
     expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
   });
 

@@ -1,10 +1,9 @@
-import { Logger } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Job, JobsOptions, Queue, Worker } from 'bullmq';
-import { CACHE_LOGGER_CONTEXT } from '../../cache.constants';
 import { CacheConfigError } from '../../cache.errors';
+import { quote } from '../../utils/describe-value';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
-import { redactUrl } from '../../utils/redact';
+import { redactUrl, registerRedisSecrets } from '../../utils/redact';
 import type {
   InvalidationDispatcher,
   InvalidationExecutor,
@@ -104,7 +103,7 @@ const RETRY_MS = 1000;
 export class BullMqDispatcher implements InvalidationDispatcher {
   /** Name of the BullMQ queue. */
   readonly queueName: string;
-  private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  private readonly log = new RateLimitedLogger();
   private readonly connection: RedisOptions;
   private readonly jobOptions: JobsOptions;
   private queue: Queue | undefined;
@@ -119,6 +118,8 @@ export class BullMqDispatcher implements InvalidationDispatcher {
   private closed = false;
 
   constructor(private readonly options: BullMqDispatcherOptions) {
+    // Before anything can fail: no message may show these passwords.
+    registerRedisSecrets(options?.connection);
     if (!options || typeof options.connection !== 'object' || options.connection === null) {
       throw new CacheConfigError(
         'BullMqDispatcher needs a connection, e.g. new BullMqDispatcher({ connection: { url: "redis://127.0.0.1:6379" } }).',
@@ -155,7 +156,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     if (this.queue) {
       if (execute !== this.executor) {
         throw new CacheConfigError(
-          `This BullMqDispatcher (queue '${this.queueName}') is already started by another ` +
+          `This BullMqDispatcher (queue ${quote(this.queueName)}) is already started by another ` +
             `application; create one dispatcher per application.`,
         );
       }
@@ -198,9 +199,9 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       const final = job.attemptsMade >= attempts;
       this.log.warn(
         `bullmq:failed:${data.event}`,
-        `Cache invalidation job ${job.id ?? '?'} for '${data.event}' failed ` +
+        `Cache invalidation job ${job.id ?? '?'} for ${quote(data.event)} failed ` +
           `(attempt ${job.attemptsMade}/${attempts}${final ? ', kept in the failed set' : ', will retry'}; ` +
-          `${describeTargets(data)}): ${error.message}`,
+          `${describeTargets(data)}): ${reason(error)}`,
       );
     });
   }
@@ -216,7 +217,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     } catch (error) {
       this.log.warn(
         'bullmq:add',
-        `BullMQ did not take the invalidation job for '${job.event}' (${reason(error)}); running it ` +
+        `BullMQ did not take the invalidation job for ${quote(job.event)} (${reason(error)}); running it ` +
           `inline now and re-sending it when Redis is back.`,
       );
       this.buffer(job);
@@ -350,7 +351,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       const dropped = this.buffered.shift() as InvalidationJob;
       this.log.error(
         'bullmq:overflow',
-        `Cache invalidation buffer is full (${max}); dropped the oldest job ('${dropped.event}', ` +
+        `Cache invalidation buffer is full (${max}); dropped the oldest job (${quote(dropped.event)}, ` +
           `${describeTargets(dropped)}).`,
       );
     }
@@ -375,7 +376,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     this.buffered = [];
     try {
       await this.add(jobs);
-      this.log.logger.log(`Re-sent ${jobs.length} buffered cache invalidation job(s) to BullMQ.`);
+      this.log.log(`Re-sent ${jobs.length} buffered cache invalidation job(s) to BullMQ.`);
     } catch {
       this.buffered = [...jobs, ...this.buffered];
     }
@@ -387,7 +388,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     } catch (error) {
       this.log.error(
         `bullmq:inline:${job.event}`,
-        `Cache invalidation for '${job.event}' failed (${describeTargets(job)}): ${reason(error)}`,
+        `Cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${reason(error)}`,
       );
     }
   }

@@ -1,6 +1,5 @@
-import { Logger } from '@nestjs/common';
-import { CACHE_LOGGER_CONTEXT } from '../../cache.constants';
 import { CacheConfigError } from '../../cache.errors';
+import { quote } from '../../utils/describe-value';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
 import type {
   InvalidationDispatcher,
@@ -52,7 +51,7 @@ interface Pending {
  * ```
  */
 export class DeferredDispatcher implements InvalidationDispatcher {
-  private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  private readonly log = new RateLimitedLogger();
   private readonly queue: Pending[] = [];
   private readonly concurrency: number;
   private readonly maxQueue: number;
@@ -74,7 +73,7 @@ export class DeferredDispatcher implements InvalidationDispatcher {
     if (this.queue.length >= this.maxQueue) {
       this.log.warn(
         'deferred:full',
-        `Deferred invalidation queue is full (${this.maxQueue} jobs); running '${job.event}' in the caller.`,
+        `Deferred invalidation queue is full (${this.maxQueue} jobs); running ${quote(job.event)} in the caller.`,
       );
       return this.run({ job, execute });
     }
@@ -122,7 +121,7 @@ export class DeferredDispatcher implements InvalidationDispatcher {
     } catch (error) {
       this.log.error(
         `deferred:${job.event}`,
-        `Deferred cache invalidation for '${job.event}' failed (${describeTargets(job)}): ${reason(error)}`,
+        `Deferred cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${reason(error)}`,
       );
     }
   }

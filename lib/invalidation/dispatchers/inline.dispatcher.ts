@@ -1,5 +1,4 @@
-import { Logger } from '@nestjs/common';
-import { CACHE_LOGGER_CONTEXT } from '../../cache.constants';
+import { describeError, quote } from '../../utils/describe-value';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
 import type {
   InvalidationDispatcher,
@@ -18,7 +17,7 @@ import type {
  * ```
  */
 export class InlineDispatcher implements InvalidationDispatcher {
-  private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  private readonly log = new RateLimitedLogger();
 
   async dispatch(job: InvalidationJob, execute: InvalidationExecutor): Promise<void> {
     try {
@@ -26,29 +25,27 @@ export class InlineDispatcher implements InvalidationDispatcher {
     } catch (error) {
       this.log.error(
         `invalidation:${job.event}`,
-        `Cache invalidation for '${job.event}' failed (${describeTargets(job)}): ${reason(error)}`,
+        `Cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${reason(error)}`,
       );
     }
   }
 }
 
-/** `keys a, b; prefixes c*` — what a job was meant to drop, for log lines. */
+/** `keys "a", "b"; prefixes "c"` — what a job was meant to drop, for log lines. */
 export function describeTargets(job: InvalidationJob): string {
   const parts: string[] = [];
-  if (job.keys.length) parts.push(`keys ${job.keys.slice(0, 5).join(', ')}${more(job.keys)}`);
+  if (job.keys.length) {
+    parts.push(`keys ${job.keys.slice(0, 5).map(quote).join(', ')}${more(job.keys)}`);
+  }
   if (job.prefixes.length) {
-    parts.push(
-      `prefixes ${job.prefixes
-        .slice(0, 5)
-        .map((p) => `${p}*`)
-        .join(', ')}${more(job.prefixes)}`,
-    );
+    parts.push(`prefixes ${job.prefixes.slice(0, 5).map(quote).join(', ')}${more(job.prefixes)}`);
   }
   return parts.join('; ') || 'nothing';
 }
 
+/** The message of an error for a log line (quoted unless it is one of this module's). */
 export function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return describeError(error);
 }
 
 function more(list: readonly string[]): string {
