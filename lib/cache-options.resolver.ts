@@ -8,7 +8,7 @@ import type {
   CacheProvider,
   CacheRedisOptions,
 } from './interfaces/cache-module-options.interface';
-import { redactUrl } from './utils/redact';
+import { redactUrl, registerRedisSecrets } from './utils/redact';
 
 /** The options after defaults, environment and user input are merged and validated. */
 export interface ResolvedCacheOptions {
@@ -66,6 +66,9 @@ export function resolveCacheOptions(
   if (user === null || typeof user !== 'object') {
     throw new CacheConfigError(`CacheModule options must be an object, got ${describe(user)}.`);
   }
+  // First: from here on, no message (ours or a driver's) may show these passwords.
+  registerRedisSecrets(user.redis);
+  registerRedisSecrets(env.CACHE_REDIS_URL);
   for (const name of Object.keys(user)) {
     if (!KNOWN_OPTIONS.has(name)) {
       throw new CacheConfigError(
@@ -111,13 +114,7 @@ export function resolveCacheOptions(
     (s) => s,
     DEFAULTS.namespace,
   );
-  if (typeof namespace !== 'string' || namespace.length === 0) {
-    throw invalid(
-      source('namespace', user.namespace, 'CACHE_NAMESPACE'),
-      namespace,
-      'a non-empty string',
-    );
-  }
+  assertNamespace(namespace, source('namespace', user.namespace, 'CACHE_NAMESPACE'));
 
   const failover = resolveFailover(user.failover ?? DEFAULTS.failover);
   const strict = user.strict ?? DEFAULTS.strict;
@@ -155,11 +152,61 @@ export function resolveCacheOptions(
   };
 }
 
-/** Throws {@link CacheConfigError} unless `ttl` is a finite number of seconds >= 0. */
+/**
+ * The longest TTL, in seconds, that every built-in backend stores exactly: its milliseconds stay
+ * a safe integer, which Redis takes as `PX` and lru-cache compares without rounding (about
+ * 285 000 years). A longer TTL is rejected rather than written as "never expires" by one
+ * backend and refused by another.
+ */
+export const MAX_TTL = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+
+const TTL_EXPECTED = `a number of seconds from 0 to ${MAX_TTL} (0 = never expires)`;
+
+/**
+ * The one TTL check of every entry point (module option, `set`/`wrap`, decorators, adapters):
+ * `undefined` when `ttl` is a number of seconds from 0 to {@link MAX_TTL}, else what a TTL must
+ * be, for the caller's own error. Fractions are fine: a TTL above 0 is stored as at least 1 ms,
+ * never as "no expiry".
+ */
+export function ttlProblem(ttl: unknown): string | undefined {
+  // NaN fails both comparisons, Infinity the second.
+  return typeof ttl === 'number' && ttl >= 0 && ttl <= MAX_TTL ? undefined : TTL_EXPECTED;
+}
+
+/** Throws {@link CacheConfigError} naming `option` unless {@link ttlProblem} accepts `ttl`. */
 export function assertTtl(ttl: unknown, option: string): asserts ttl is number {
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw invalid(option, ttl, 'a finite number of seconds >= 0 (0 = never expires)');
-  }
+  const problem = ttlProblem(ttl);
+  if (problem) throw invalid(option, ttl, problem);
+}
+
+// ':' separates the namespace from the key, so without it in a namespace the key `ns:` + key
+// names one namespace only: `a` and `a.b` can never reach each other's keys. Glob characters,
+// braces (cluster hash tags), whitespace and control characters are out for the same reason.
+const NAMESPACE = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/**
+ * Throws {@link CacheConfigError} naming `option` unless `namespace` is 1 to 128 letters,
+ * digits, `_`, `-` or `.`: the rule that keeps two namespaces on one Redis from overlapping.
+ * The module's `namespace` option and `new RedisCacheAdapter({ namespace })` both check it here.
+ */
+export function assertNamespace(
+  namespace: unknown,
+  option: string,
+  owner = 'CacheModule',
+): asserts namespace is string {
+  if (typeof namespace === 'string' && NAMESPACE.test(namespace)) return;
+  const hint =
+    typeof namespace === 'string'
+      ? namespace
+          .replace(/[^A-Za-z0-9_.-]+/g, '.')
+          .slice(0, 128)
+          .replace(/^\.+|\.+$/g, '')
+      : '';
+  throw new CacheConfigError(
+    `Invalid ${owner} option "${option}": ${describe(namespace)} (expected 1 to 128 letters, ` +
+      `digits, '_', '-' or '.'; ':' separates the namespace from the key, so a namespace holding ` +
+      `it could overlap another). Use e.g. ${JSON.stringify(hint || 'cache')}.`,
+  );
 }
 
 const FAILOVER_FIELDS = new Set(Object.keys(FAILOVER_DEFAULTS));

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import type { CacheFailoverOptions } from '../interfaces/cache-module-options.interface';
-import { RateLimitedLogger } from '../utils/rate-limited-logger';
+import { quote } from '../utils/describe-value';
+import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { CircuitBreaker, type CircuitState, type CircuitStateChange } from './circuit-breaker';
 import { OutageJournal, type OutageJournalSnapshot } from './outage-journal';
 
@@ -97,7 +97,7 @@ export class FailoverCacheAdapter implements CacheAdapter {
   private readonly breaker: CircuitBreaker;
   private readonly journal: OutageJournal;
   private readonly timeoutMs: number;
-  private readonly logger = new Logger(CACHE_LOGGER_CONTEXT);
+  private readonly logger: Logger = new CacheLogger();
   private readonly log = new RateLimitedLogger(this.logger);
   private readonly probeLog = new RateLimitedLogger(this.logger, 30_000);
   private readonly counters = {
@@ -169,7 +169,7 @@ export class FailoverCacheAdapter implements CacheAdapter {
           return value;
         }
       } catch (error) {
-        this.primaryFailed('GET', `'${key}'`, 'falling back', error, epoch);
+        this.primaryFailed('GET', quote(key), 'falling back', error, epoch);
       }
     }
     const value = await this.fallback.get<T>(key);
@@ -187,7 +187,7 @@ export class FailoverCacheAdapter implements CacheAdapter {
         this.breaker.recordSuccess(epoch);
         if (found) return true;
       } catch (error) {
-        this.primaryFailed('HAS', `'${key}'`, 'falling back', error, epoch);
+        this.primaryFailed('HAS', quote(key), 'falling back', error, epoch);
       }
     }
     return this.fallback.has(key);
@@ -251,7 +251,13 @@ export class FailoverCacheAdapter implements CacheAdapter {
       return Math.max(inPrimary, inFallback);
     } catch (error) {
       this.journal.recordPrefix(prefix);
-      this.primaryFailed('DELETE_BY_PREFIX', `'${prefix}*'`, 'using fallback only', error, epoch);
+      this.primaryFailed(
+        'DELETE_BY_PREFIX',
+        `${quote(prefix)}*`,
+        'using fallback only',
+        error,
+        epoch,
+      );
       return inFallback;
     }
   }
@@ -323,7 +329,7 @@ export class FailoverCacheAdapter implements CacheAdapter {
       // The primary may still apply this write later (a frozen Redis runs what it buffered),
       // so the key is untrusted until recovery deletes it there.
       this.journal.recordKey(key);
-      this.primaryFailed(operation, `'${key}'`, 'using fallback only', error, epoch);
+      this.primaryFailed(operation, quote(key), 'using fallback only', error, epoch);
     }
   }
 

@@ -1,4 +1,6 @@
 import { LRUCache } from 'lru-cache';
+import { CacheArgumentError } from '../cache.errors';
+import { ttlProblem } from '../cache-options.resolver';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 
 /** Options of {@link MemoryCacheAdapter}. */
@@ -10,13 +12,19 @@ export interface MemoryCacheAdapterOptions {
 }
 
 // One options object per distinct TTL, not one per `set`; the last one used is at hand
-// (most writes use the module's default TTL).
+// (most writes use the module's default TTL). A TTL is checked once, when its options object
+// is made: memory must refuse what Redis cannot store rather than keep it forever.
 const ttlOptions = new Map<number, { ttl: number }>();
 let lastTtl = { seconds: NaN, option: { ttl: 0 } };
 function ttlOption(seconds: number): { ttl: number } {
   if (seconds === lastTtl.seconds) return lastTtl.option;
   let option = ttlOptions.get(seconds);
   if (!option) {
+    const problem = ttlProblem(seconds);
+    if (problem) {
+      throw new CacheArgumentError(`Invalid ttl ${String(seconds)}: expected ${problem}.`);
+    }
+    // Above 0, at least 1 ms: a tiny fraction must not round to 0, which means "no expiry".
     option = { ttl: seconds > 0 ? Math.max(1, Math.round(seconds * 1000)) : 0 };
     if (ttlOptions.size < 1000) ttlOptions.set(seconds, option);
   }
@@ -90,8 +98,13 @@ export class MemoryCacheAdapter implements CacheAdapter {
     return Promise.resolve(this.getSync<T>(key));
   }
 
+  /** Rejects with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds. */
   set(key: string, value: unknown, ttl: number): Promise<void> {
-    this.setSync(key, value, ttl);
+    try {
+      this.setSync(key, value, ttl);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     return Promise.resolve();
   }
 
@@ -101,7 +114,7 @@ export class MemoryCacheAdapter implements CacheAdapter {
     return (value === NULL ? null : value) as T | undefined;
   }
 
-  /** {@link set} without the Promise. */
+  /** {@link set} without the Promise; throws `CacheArgumentError` on an invalid `ttl`. */
   setSync(key: string, value: unknown, ttl: number): void {
     this.store.set(key, value === null || value === undefined ? NULL : value, ttlOption(ttl));
   }

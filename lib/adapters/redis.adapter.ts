@@ -1,18 +1,23 @@
 import { Logger } from '@nestjs/common';
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
-import { CacheConnectionError } from '../cache.errors';
+import { CacheArgumentError, CacheConnectionError } from '../cache.errors';
 import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
+import { assertNamespace, ttlProblem } from '../cache-options.resolver';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import type { CacheRedisOptions } from '../interfaces/cache-module-options.interface';
-import { RateLimitedLogger } from '../utils/rate-limited-logger';
-import { redactUrl } from '../utils/redact';
+import { quote } from '../utils/describe-value';
+import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
+import { redactUrl, registerRedisSecrets } from '../utils/redact';
 
 /** Options of {@link RedisCacheAdapter}. */
 export interface RedisCacheAdapterOptions {
   /** How to reach Redis: URL, ioredis options, cluster, sentinels or an existing client. */
   redis: CacheRedisOptions;
-  /** Every key is written as `namespace:key`. @default 'cache' */
+  /**
+   * Every key is written as `namespace:key`: 1 to 128 letters, digits, `_`, `-` or `.` (no `:`,
+   * so two namespaces never overlap; anything else throws `CacheConfigError`). @default 'cache'
+   */
   namespace?: string;
   /** Throw {@link CacheConnectionError} from `onModuleInit` when Redis is unreachable. @default false */
   strict?: boolean;
@@ -42,8 +47,10 @@ const SCAN_COUNT = 1000;
  * Redis backend on ioredis. Values are stored as JSON strings (readable with `redis-cli GET`),
  * every key under `namespace:`, TTLs with `PX`. `clear` and `deleteByPrefix` walk the
  * namespace with `SCAN` + `UNLINK` (on every master of a cluster), never `FLUSHDB`, with glob
- * characters in the namespace and prefix escaped. A value that is not valid JSON, or a key of
- * the wrong type, reads as a miss and logs a warning.
+ * characters in the prefix escaped. A value that is not valid JSON, or a key of the wrong
+ * type, reads as a miss (and `has` as `false`) and logs a warning. Keys holding UTF-16
+ * surrogates are written in CESU-8 (see {@link redisKey}), so every distinct key string stays
+ * a distinct Redis key.
  *
  * The adapter connects and pings in `onModuleInit` and closes the connection it created in
  * `onApplicationShutdown`; a `client` passed in by the application is left open.
@@ -73,7 +80,11 @@ export class RedisCacheAdapter implements CacheAdapter {
 
   constructor(options: RedisCacheAdapterOptions) {
     const { redis } = options;
-    this.prefix = `${options.namespace ?? 'cache'}:`;
+    // Before anything can fail: no message may show these passwords.
+    registerRedisSecrets(redis);
+    const namespace = options.namespace === undefined ? 'cache' : options.namespace;
+    assertNamespace(namespace, 'namespace', 'RedisCacheAdapter');
+    this.prefix = `${namespace}:`;
     this.strict = options.strict ?? false;
     this.behindFailover = options.behindFailover ?? false;
     if ('client' in redis) {
@@ -98,6 +109,7 @@ export class RedisCacheAdapter implements CacheAdapter {
       this.owned = true;
       this.target = describeTarget(url, rest);
     }
+    registerRedisSecrets(this.client);
     if (this.owned) {
       // Without a listener ioredis prints every connection error to stderr.
       this.client.on('error', (error: Error) =>
@@ -113,8 +125,12 @@ export class RedisCacheAdapter implements CacheAdapter {
     const namespaced = this.prefix + key;
     let reply: Promise<string | null>;
     try {
+      const target = redisKey(namespaced);
       this.batch();
-      reply = this.client.get(namespaced);
+      reply =
+        typeof target === 'string' || !this.client.isCluster
+          ? this.client.get(target)
+          : alone<string | null>(this.client, ['get', target]);
     } catch (error) {
       return Promise.reject(asError(error));
     }
@@ -124,23 +140,36 @@ export class RedisCacheAdapter implements CacheAdapter {
         if (!isWrongType(error)) throw error;
         this.log.warn(
           `corrupt:${namespaced}`,
-          `Cache key '${namespaced}' holds a non-string Redis type; treated as a miss`,
+          `Cache key ${quote(namespaced)} holds a non-string Redis type; treated as a miss`,
         );
         return undefined;
       },
     );
   }
 
-  /** Resolves once Redis acknowledged the write (with its reply, which callers ignore). */
+  /**
+   * Resolves once Redis acknowledged the write (with its reply, which callers ignore). Rejects
+   * with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds.
+   */
   set(key: string, value: unknown, ttl: number): Promise<void> {
     let written: Promise<unknown>;
     try {
+      const problem = ttlProblem(ttl);
+      if (problem) throw new CacheArgumentError(`Invalid ttl ${String(ttl)}: expected ${problem}.`);
       const payload = JSON.stringify(value);
+      const target = redisKey(this.prefix + key);
+      // Above 0, at least 1 ms: a tiny fraction must not round to 0 (rejected by Redis).
+      const px = ttl > 0 ? Math.max(1, Math.round(ttl * 1000)) : 0;
       this.batch();
       written =
-        ttl > 0
-          ? this.client.set(this.prefix + key, payload, 'PX', Math.max(1, Math.round(ttl * 1000)))
-          : this.client.set(this.prefix + key, payload);
+        typeof target !== 'string' && this.client.isCluster
+          ? alone(
+              this.client,
+              px > 0 ? ['set', target, payload, 'PX', px] : ['set', target, payload],
+            )
+          : px > 0
+            ? this.client.set(target, payload, 'PX', px)
+            : this.client.set(target, payload);
     } catch (error) {
       // A value JSON cannot write (a BigInt, a throwing toJSON): a rejection, like any failure.
       return Promise.reject(asError(error));
@@ -150,11 +179,20 @@ export class RedisCacheAdapter implements CacheAdapter {
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.client.unlink(this.prefix + key)) > 0;
+    const target = redisKey(this.prefix + key);
+    const count =
+      typeof target !== 'string' && this.client.isCluster
+        ? await alone<number>(this.client, ['unlink', target])
+        : await this.client.unlink(target);
+    return count > 0;
   }
 
-  async has(key: string): Promise<boolean> {
-    return (await this.client.exists(this.prefix + key)) > 0;
+  /**
+   * `true` exactly when {@link get} would hit: read and decoded like `get` (one round trip),
+   * so data `get` treats as a miss (not JSON, another Redis type) is `false` here too.
+   */
+  has(key: string): Promise<boolean> {
+    return this.get(key).then(isPresent);
   }
 
   async clear(): Promise<void> {
@@ -193,7 +231,7 @@ export class RedisCacheAdapter implements CacheAdapter {
       const meanwhile = this.behindFailover
         ? 'the in-memory fallback serves cache calls'
         : 'cache calls miss and call through';
-      new Logger(CACHE_LOGGER_CONTEXT).warn(
+      new CacheLogger().warn(
         `Cannot reach ${this.target} at startup (${reason}); ${meanwhile} ` +
           `until it answers. Reconnecting in the background.`,
       );
@@ -223,7 +261,7 @@ export class RedisCacheAdapter implements CacheAdapter {
     } catch {
       this.log.warn(
         `corrupt:${namespaced}`,
-        `Cache key '${namespaced}' holds data that is not valid JSON; treated as a miss`,
+        `Cache key ${quote(namespaced)} holds data that is not valid JSON; treated as a miss`,
       );
       return undefined;
     }
@@ -254,7 +292,9 @@ export class RedisCacheAdapter implements CacheAdapter {
   }
 
   private async deleteMatching(pattern: string): Promise<number> {
-    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+    // isCluster, not instanceof: an application's client may come from another ioredis copy.
+    const client = this.client;
+    const nodes = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
     const counts = await Promise.all(nodes.map((node) => scanAndUnlink(node, pattern)));
     return counts.reduce((sum, n) => sum + n, 0);
   }
@@ -263,9 +303,13 @@ export class RedisCacheAdapter implements CacheAdapter {
 async function scanAndUnlink(node: Redis, pattern: string): Promise<number> {
   let cursor = '0';
   let deleted = 0;
+  // The Buffer form: ioredis would decode the keys SCAN returns as UTF-8, mangling the CESU-8
+  // ones, and UNLINK must get back the exact bytes. ioredis types a pattern as a string, but
+  // sends a Buffer argument byte for byte, as it does keys.
+  const match = redisKey(pattern) as string;
   do {
-    const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-    cursor = next;
+    const [next, keys] = await node.scanBuffer(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+    cursor = next.toString();
     if (keys.length > 0) {
       // Each key is unlinked on its own so a cluster node never sees a cross-slot command.
       const pipeline = node.pipeline();
@@ -280,9 +324,65 @@ async function scanAndUnlink(node: Redis, pattern: string): Promise<number> {
   return deleted;
 }
 
+// A UTF-16 surrogate code unit, paired or lone (no `u` flag: the class matches code units).
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * The one place a string becomes a Redis key (or `SCAN` pattern). ioredis writes strings as
+ * UTF-8, which turns every lone surrogate into U+FFFD, so `'\uD800'`, `'\uDC00'` and `'\uFFFD'`
+ * would share one key. A string holding a surrogate is therefore sent as a Buffer in CESU-8:
+ * UTF-8, except that each surrogate code unit, paired or lone, is its own 3-byte sequence.
+ * That is injective over all JS strings and keeps prefixes (a prefix ending in a high surrogate
+ * still matches the keys that go on with the low one, as on the memory backend). Every other
+ * string is returned as is: the same bytes as UTF-8, and no cost beyond the check.
+ *
+ * @internal
+ */
+export function redisKey(text: string): string | Buffer {
+  return SURROGATE.test(text) ? cesu8(text) : text;
+}
+
+function cesu8(text: string): Buffer {
+  const bytes = Buffer.allocUnsafe(text.length * 3);
+  let at = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) {
+      bytes[at++] = unit;
+    } else if (unit < 0x800) {
+      bytes[at++] = 0xc0 | (unit >> 6);
+      bytes[at++] = 0x80 | (unit & 0x3f);
+    } else {
+      bytes[at++] = 0xe0 | (unit >> 12);
+      bytes[at++] = 0x80 | ((unit >> 6) & 0x3f);
+      bytes[at++] = 0x80 | (unit & 0x3f);
+    }
+  }
+  return bytes.subarray(0, at);
+}
+
 /** Escapes Redis glob metacharacters so a prefix matches only itself. */
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/**
+ * Runs one command with a Buffer key on a cluster, in a pipeline of its own. ioredis's cluster
+ * auto-pipelining picks a Buffer key's node from its UTF-8 decoding (`${key}`), not its bytes,
+ * and then fails the whole batch ("All keys in the pipeline should belong to the same slots
+ * allocation group"); a pipeline routes by the bytes (and follows MOVED/ASK).
+ */
+async function alone<T = unknown>(
+  client: Redis | Cluster,
+  command: Array<string | Buffer | number>,
+): Promise<T> {
+  const [[error, reply]] = (await client.pipeline([command]).exec()) ?? [[null, null]];
+  if (error) throw error;
+  return reply as T;
+}
+
+function isPresent(value: unknown): boolean {
+  return value !== undefined;
 }
 
 function asError(error: unknown): Error {
@@ -295,7 +395,13 @@ function isWrongType(error: unknown): boolean {
 
 function describeNode(node: ClusterNode): string {
   if (typeof node === 'object') return `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`;
-  return redactUrl(String(node));
+  // host:port only: a node URL's userinfo is never shown, whatever characters it holds.
+  const text = String(node);
+  try {
+    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`).host;
+  } catch {
+    return redactUrl(text);
+  }
 }
 
 function describeTarget(url: string | undefined, options: RedisOptions): string {

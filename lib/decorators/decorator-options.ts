@@ -1,4 +1,5 @@
 import { CacheArgumentError } from '../cache.errors';
+import { ttlProblem } from '../cache-options.resolver';
 import { describeValue } from '../utils/describe-value';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
 
@@ -59,12 +60,13 @@ export function assertKnownOptions(
 /** Validates a TTL in seconds given to a decorator. */
 export function checkTtl(decorator: string, ttl: unknown): number | undefined {
   if (ttl === undefined) return undefined;
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+  const problem = ttlProblem(ttl);
+  if (problem) {
     throw new CacheArgumentError(
-      `@${decorator}(): invalid ttl ${describeValue(ttl)}; expected a finite number of seconds >= 0 (0 = never expires).`,
+      `@${decorator}(): invalid ttl ${describeValue(ttl)}; expected ${problem}.`,
     );
   }
-  return ttl;
+  return ttl as number;
 }
 
 /** Validates an optional callback option. */

@@ -24,7 +24,10 @@ export interface CacheAdapter {
   set(key: string, value: unknown, ttl: number): Promise<void>;
   /** Deletes `key`; resolves `true` if it existed. */
   delete(key: string): Promise<boolean>;
-  /** Resolves `true` if `key` is present and not expired. */
+  /**
+   * Resolves `true` exactly when {@link get} would resolve a value: present, not expired, and
+   * readable (data `get` treats as a miss is `false` here too).
+   */
   has(key: string): Promise<boolean>;
   /** Deletes every entry this adapter owns (its namespace only for shared stores). */
   clear(): Promise<void>;

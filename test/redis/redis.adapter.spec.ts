@@ -103,15 +103,16 @@ describe('RedisCacheAdapter on a real redis-server', () => {
     await app.close();
   });
 
-  it('escapes glob characters in the namespace itself', async () => {
+  it('refuses glob characters in the namespace, and escapes them in prefixes', async () => {
     const base = uniqueNamespace('glob');
-    await raw.set(`${base}-b:k`, '"neighbour"');
-    const { app, cache } = await bootOnShared(`${base}-[ab]`);
-    await cache.set('k', 'mine');
+    // A namespace `x-[ab]` would have matched `x-b` in SCAN: it is refused at startup.
+    await expect(bootOnShared(`${base}-[ab]`)).rejects.toThrow(/option "namespace"/);
+    const { app, cache } = await bootOnShared(base);
+    await cache.set('[ab]:k', 'literal');
+    await cache.set('b:k', 'neighbour');
+    expect(await cache.deleteByPrefix('[ab]')).toBe(1);
+    expect(await cache.get('b:k')).toBe('neighbour');
     await cache.clear();
-    expect(await raw.get(`${base}-[ab]:k`)).toBeNull();
-    expect(await raw.get(`${base}-b:k`)).toBe('"neighbour"');
-    await raw.del(`${base}-b:k`);
     await app.close();
   });
 
@@ -137,8 +138,8 @@ describe('RedisCacheAdapter on a real redis-server', () => {
     expect(await cache.get('list')).toBeUndefined();
     expect(await cache.wrap('broken', () => 'reloaded')).toBe('reloaded');
     const warnings = logger.warnings().join('\n');
-    expect(warnings).toContain(`'${namespace}:broken' holds data that is not valid JSON`);
-    expect(warnings).toContain(`'${namespace}:list' holds a non-string Redis type`);
+    expect(warnings).toContain(`"${namespace}:broken" holds data that is not valid JSON`);
+    expect(warnings).toContain(`"${namespace}:list" holds a non-string Redis type`);
     await cache.clear();
     await app.close();
   });

@@ -114,7 +114,7 @@ describe('FailoverCacheAdapter', () => {
       primary.mode = 'down';
       expect(await adapter.get('user:123')).toBe('alice');
       expect(warnings()).toEqual([
-        "Primary cache failed for GET 'user:123', falling back: connect ECONNREFUSED",
+        'Primary cache failed for GET "user:123", falling back: connect ECONNREFUSED',
       ]);
     });
 
@@ -124,7 +124,7 @@ describe('FailoverCacheAdapter', () => {
       await adapter.set('user:123', 'alice', 0);
       expect(await fallback.get('user:123')).toBe('alice');
       expect(warnings()).toEqual([
-        "Primary cache failed for SET 'user:123', using fallback only: connect ECONNREFUSED",
+        'Primary cache failed for SET "user:123", using fallback only: connect ECONNREFUSED',
       ]);
     });
 
@@ -145,7 +145,7 @@ describe('FailoverCacheAdapter', () => {
       expect(warnings()).toHaveLength(2);
       await advance(10_001);
       await adapter.get('again');
-      expect(warnings()[2]).toMatch(/GET 'again'.*\(499 similar messages suppressed\)/);
+      expect(warnings()[2]).toMatch(/GET "again".*\(499 similar messages suppressed\)/);
     });
 
     it('answers from the fallback after `timeout` when the primary hangs (fail fast)', async () => {
