@@ -10,9 +10,11 @@ export type CacheKeyFactory = string | ((context: ExecutionContext) => string | 
 
 /**
  * Sets the key under which {@link CacheInterceptor} caches a route's response, instead of the
- * request URL (as in `@nestjs/cache-manager`). On a handler or a controller (handler wins).
- * Requests carrying `Authorization` or `Cookie` still bypass the cache unless the route is
- * also marked {@link CachePerUser}.
+ * request's host and URL (as in `@nestjs/cache-manager`). On a handler or a controller (handler
+ * wins). The key is used as given, without the host: include it in a function's key if the
+ * response depends on it. Requests carrying `Authorization` or `Cookie` still bypass the cache
+ * unless the route is also marked {@link CachePerUser}, and HTTP still decides what is stored
+ * (status, `Cache-Control`, cookies, `Vary`).
  *
  * @example
  * ```ts

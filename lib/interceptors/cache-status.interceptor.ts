@@ -10,8 +10,9 @@ import { writeCacheStatus } from './http-response';
 
 /**
  * Writes `X-Cache: HIT | MISS` from the cached calls a request made: `HIT` when every
- * `@Cacheable` call (on the handler or in services it called) was answered from the cache,
- * `MISS` when one ran its method, no header when none was made. It caches nothing itself.
+ * `@Cacheable` call (on the handler or in services it called) and every `cacheResult` function
+ * call was answered from the cache, `MISS` when one ran its method, no header when none was
+ * made. It caches nothing itself.
  *
  * A `@Cacheable` route handler writes its own `X-Cache` without it (it gets this interceptor
  * only when it takes `@Res()`/`@Next()` itself); apply it yourself to report caching done in

@@ -6,21 +6,52 @@ import {
   type ExecutionContext,
   type NestInterceptor,
 } from '@nestjs/common';
-import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { HttpAdapterHost, Reflector, type AbstractHttpAdapter } from '@nestjs/core';
 import { createHash } from 'node:crypto';
-import { lastValueFrom, of, tap, type Observable } from 'rxjs';
+import { lastValueFrom, map, of, tap, type Observable } from 'rxjs';
 import { CacheMetadataAccessor } from '../cache-metadata.accessor';
 import { CacheStatusRecorder, withCacheStatus } from '../cache-status';
 import { CacheService, PEEK, WRAP_WITH_STATUS } from '../cache.service';
 import { escapeKeyText } from '../keys/key-constructor.encoding';
+import {
+  headersSent,
+  hostKey,
+  isEntry,
+  restoreVary,
+  storedEntry,
+  variantKey,
+  varyMatches,
+  whenSent,
+  type RequestHeaders,
+  type ResponseEntry,
+} from './http-cache-rules';
 import { writeCacheStatus } from './http-response';
 
 interface HttpRequestLike {
   method?: string;
   url?: string;
   originalUrl?: string;
-  headers?: Record<string, string | string[] | undefined>;
+  headers?: RequestHeaders;
 }
+
+/** What a response's run left to store: the entry, or this when HTTP says not to. */
+const NOT_STORED: unique symbol = Symbol('cachekit:not-stored');
+type Outcome = ResponseEntry | typeof NOT_STORED;
+
+function isNotStored(outcome: Outcome): boolean {
+  return outcome === NOT_STORED;
+}
+
+/** How a request is to be answered. */
+type Answer =
+  /** It ran the handler itself (the load was its own). */
+  | { readonly kind: 'ran'; readonly body: unknown }
+  /** From the cache, or from a concurrent request's stored response. */
+  | { readonly kind: 'cached'; readonly entry: ResponseEntry; readonly status: 'hit' | 'shared' }
+  /** Nothing it may share: it runs the handler, uncached. */
+  | { readonly kind: 'uncached' };
+
+const UNCACHED: Answer = { kind: 'uncached' };
 
 /**
  * Whether a route (controller class, handler) may be URL-cached at all: facts of its
@@ -35,12 +66,16 @@ const routeEligibility = new WeakMap<object, WeakMap<object, boolean>>();
  * `@UseInterceptors(CacheInterceptor)` on a controller or handler, or globally with
  * `{ provide: APP_INTERCEPTOR, useClass: CacheInterceptor }`.
  *
- * - `GET` responses are cached under `http:<url>` (or `@CacheKey`), for `@CacheTTL` seconds
- *   (default: the module's `ttl`); other methods are never cached.
- * - Concurrent requests for one uncached URL run the handler once.
+ * - `GET` responses are cached under `http:<host><url>` (or `@CacheKey`), for `@CacheTTL`
+ *   seconds (default: the module's `ttl`); other methods are never cached.
+ * - HTTP decides what is stored, from the response as it was sent: only a `200` that is not
+ *   `Cache-Control: private | no-store | no-cache` and sets no cookie. A response with `Vary`
+ *   is stored per value of the request headers it names (never with `Vary: *`).
+ * - Concurrent requests for one uncached URL run the handler once (and share its response
+ *   only if it was stored).
  * - `X-Cache: HIT | MISS` is set on every cached route. Routes cached with `@Cacheable`
- *   (and routes whose handler calls `@Cacheable` services) report their decorators' status
- *   instead: `HIT` when every cached call hit.
+ *   (and routes whose handler calls `@Cacheable` services or `cacheResult` functions) report
+ *   their status instead: `HIT` when every cached call hit.
  * - Safe by default: a request carrying `Authorization`, `Proxy-Authorization` or `Cookie`
  *   is neither answered from nor stored into the URL cache, unless the route is marked
  *   `@CachePerUser`, which gives every user their own entry.
@@ -90,13 +125,19 @@ export class CacheInterceptor implements NestInterceptor {
     const key = this.keyFor(context);
     if (typeof key === 'string') {
       // A hit in the in-process store is answered here and now, with no Promise in between.
-      const hit: unknown = this.cache[PEEK](key);
-      if (hit !== undefined && isStorableBody(hit)) {
-        writeCacheStatus(context, 'HIT');
-        return of(hit);
-      }
+      const entry = this.peek(key, headersOf(context));
+      if (entry) return of(this.cached(context, entry, 'HIT'));
     }
     return this.serve(context, next, key);
+  }
+
+  /** The in-process entry of `key` (or of its variant) for a request with `headers`. */
+  private peek(key: string, headers: RequestHeaders): ResponseEntry | undefined {
+    const entry: unknown = this.cache[PEEK](key);
+    if (!isEntry(entry)) return undefined;
+    if (varyMatches(entry, headers)) return entry;
+    const variant: unknown = this.cache[PEEK](variantKey(key, entry, headers));
+    return isEntry(variant) && varyMatches(variant, headers) ? variant : undefined;
   }
 
   private async serve(
@@ -108,26 +149,108 @@ export class CacheInterceptor implements NestInterceptor {
     if (key === undefined) return passThrough(context, next);
 
     const ttl = await this.ttlFor(context);
-    const { value, status } = await this.cache[WRAP_WITH_STATUS]<unknown>(
-      key,
-      () => lastValueFrom(next.handle(), { defaultValue: undefined }),
-      { ttl, unless: (body) => !isStorableBody(body) },
-    );
-    if (!isStorableBody(value)) {
-      if (isStream(value)) {
-        routesOf(context.getClass()).set(context.getHandler(), false);
-        // A stream can be read once: a request that joined another's run needs its own.
-        if (status === 'shared') return next.handle();
-      }
-      return of(value);
+    const headers = headersOf(context);
+    let answer = await this.lookup(context, next, key, ttl);
+    if (answer.kind === 'cached' && !varyMatches(answer.entry, headers)) {
+      // Cached for other values of the request headers the response varies on: this
+      // request's variant has its own key.
+      answer = await this.lookup(context, next, variantKey(key, answer.entry, headers), ttl);
+      if (answer.kind === 'cached' && !varyMatches(answer.entry, headers)) answer = UNCACHED;
     }
-    writeCacheStatus(context, status === 'hit' ? 'HIT' : 'MISS');
-    return of(value);
+    switch (answer.kind) {
+      case 'ran':
+        return of(this.ran(context, answer.body));
+      case 'cached':
+        return of(this.cached(context, answer.entry, answer.status === 'hit' ? 'HIT' : 'MISS'));
+      default:
+        // Joined a run whose response was not stored (and must not be shared): run our own.
+        return next.handle().pipe(map((body) => this.ran(context, body)));
+    }
   }
 
   /**
-   * The base key of a request: `@CacheKey` if set, else `http:` + the request URL; `undefined`
-   * leaves the request uncached. Override to change it (as in `@nestjs/cache-manager`).
+   * Gets `key` from the cache, or runs the handler, which answers this request at once and
+   * stores its response once it has been sent (see {@link respond}). Concurrent requests for
+   * the key wait for that decision: they share the response only if it was stored.
+   */
+  private lookup(
+    context: ExecutionContext,
+    next: CallHandler,
+    key: string,
+    ttl: number | undefined,
+  ): Promise<Answer> {
+    let owner = false;
+    let handOver!: (answer: Answer) => void;
+    const ran = new Promise<Answer>((resolve) => (handOver = resolve));
+    const loaded = this.cache[WRAP_WITH_STATUS]<Outcome>(
+      key,
+      () => {
+        owner = true;
+        return this.respond(context, next, handOver);
+      },
+      { ttl, unless: isNotStored },
+    );
+    return Promise.race([
+      ran,
+      loaded.then(({ value, status }): Answer | Promise<Answer> => {
+        if (owner) return ran;
+        if (value === NOT_STORED || !isEntry(value)) return UNCACHED;
+        return { kind: 'cached', entry: value, status: status === 'hit' ? 'hit' : 'shared' };
+      }),
+    ]);
+  }
+
+  /**
+   * The loader of a cold key: runs the handler, hands its result to the request (which sends
+   * it), then waits until the response has been sent and returns what to store. Deciding on
+   * the response as sent, not on the value, sees every status and header set after the
+   * handler: by an interceptor outside this one, Nest's router (`@Redirect`), an exception
+   * filter, or a middleware that sets `Vary` when the headers are written (compression).
+   */
+  private async respond(
+    context: ExecutionContext,
+    next: CallHandler,
+    handOver: (answer: Answer) => void,
+  ): Promise<Outcome> {
+    const response: unknown = context.getArgByIndex(1);
+    // Listening from the start: the client may go away while the handler runs.
+    const sent = whenSent(response);
+    const body: unknown = await lastValueFrom(next.handle(), { defaultValue: undefined });
+    // Something else already answered (a handler writing through `req.res`): not this body.
+    const answeredElsewhere = headersSent(response);
+    handOver({ kind: 'ran', body });
+    if (answeredElsewhere || !isStorableBody(body) || !(await sent)) return NOT_STORED;
+    try {
+      return (
+        storedEntry(response, this.httpAdapterHost?.httpAdapter, headersOf(context), body) ??
+        NOT_STORED
+      );
+    } catch {
+      // A response object that cannot be read is not one we can vouch for.
+      return NOT_STORED;
+    }
+  }
+
+  /** Answers with a stored response: its `X-Cache`, its `Vary`, its body. */
+  private cached(context: ExecutionContext, entry: ResponseEntry, status: 'HIT' | 'MISS'): unknown {
+    writeCacheStatus(context, status);
+    if (entry.vary) {
+      restoreVary(context.getArgByIndex(1), this.httpAdapterHost?.httpAdapter, entry.vary);
+    }
+    return entry.body;
+  }
+
+  /** Reports a body this request's handler produced (`MISS`), and passes it on. */
+  private ran(context: ExecutionContext, body: unknown): unknown {
+    if (isStorableBody(body)) writeCacheStatus(context, 'MISS');
+    else if (isStream(body)) routesOf(context.getClass()).set(context.getHandler(), false);
+    return body;
+  }
+
+  /**
+   * The base key of a request: `@CacheKey` if set (used as given), else `http:` + the host name
+   * the request was sent to (escaped, case kept, no port) + its URL; `undefined` leaves the
+   * request uncached. Override to change it (as in `@nestjs/cache-manager`).
    */
   protected trackBy(context: ExecutionContext): string | undefined {
     const custom = this.metadata.getCacheKey(context);
@@ -139,8 +262,11 @@ export class CacheInterceptor implements NestInterceptor {
       ? (adapter.getRequestUrl(request) as string | undefined)
       : (request.originalUrl ?? request.url);
     // Only origin-form targets ('/path?query'): an absolute-form target could imitate the
-    // per-user key layout below.
-    return typeof url === 'string' && url.startsWith('/') ? `http:${url}` : undefined;
+    // per-user key layout below. The host is escaped (no ':' and no '/'), so the first '/'
+    // ends it and hosts never share entries.
+    return typeof url === 'string' && url.startsWith('/')
+      ? `http:${hostKey(hostnameOf(request, adapter))}${url}`
+      : undefined;
   }
 
   /** Whether the route may be URL-cached at all (worked out once per route). */
@@ -236,6 +362,26 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** The request of an HTTP context (`switchToHttp()` builds three closures per call). */
 function requestOf(context: ExecutionContext): HttpRequestLike {
   return context.getArgByIndex<HttpRequestLike>(0);
+}
+
+const NO_HEADERS: RequestHeaders = {};
+
+function headersOf(context: ExecutionContext): RequestHeaders {
+  return requestOf(context).headers ?? NO_HEADERS;
+}
+
+/**
+ * The host name a request was sent to, as the platform sees it (`req.hostname`: the `Host`
+ * header, or `X-Forwarded-Host` when the app trusts the proxy), without the port; `''` when
+ * there is none (HTTP/1.0).
+ */
+function hostnameOf(request: HttpRequestLike, adapter: AbstractHttpAdapter | undefined): string {
+  if (adapter) {
+    const hostname: unknown = adapter.getRequestHostname(request);
+    return typeof hostname === 'string' ? hostname : '';
+  }
+  const host = request.headers?.host;
+  return typeof host === 'string' ? host.replace(/:\d*$/, '') : '';
 }
 
 function routesOf(controller: object): WeakMap<object, boolean> {

@@ -1,8 +1,9 @@
-import { RateLimitedLogger } from '../utils/rate-limited-logger';
-import { Logger } from '@nestjs/common';
-import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
+import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { CacheConfigError, CacheKeyError } from '../cache.errors';
-import type { CacheService } from '../cache.service';
+import { ttlProblem } from '../cache-options.resolver';
+import { describeError, describeValue } from '../utils/describe-value';
+import { recordCacheStatus } from '../cache-status';
+import { WRAP_WITH_STATUS, type CacheService, type WrapResult } from '../cache.service';
 import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
 import { parameterNames, withDefaults } from '../keys/key-resolver';
 import type { MethodSignature } from '../keys/key-template';
@@ -117,6 +118,12 @@ export function cacheResult<A extends unknown[], R>(
     );
   }
   const name = options.name ?? (fn.name || 'anonymous');
+  const ttlIssue = options.ttl === undefined ? undefined : ttlProblem(options.ttl);
+  if (ttlIssue) {
+    throw new CacheConfigError(
+      `cacheResult(${name}): invalid ttl ${describeValue(options.ttl)}; expected ${ttlIssue}.`,
+    );
+  }
   const { key } = options;
   const signature: MethodSignature = {
     className: '',
@@ -158,14 +165,14 @@ export function cacheResult<A extends unknown[], R>(
     const cache = hostOf(state)?.cache;
     if (!cache && !warned) {
       warned = true;
-      new Logger(CACHE_LOGGER_CONTEXT).warn(
+      new CacheLogger().warn(
         `cacheResult(${name}) was called before any CacheModule started; calling it uncached.`,
       );
     }
     return cache;
   };
   const run = async (self: unknown, args: A): Promise<Awaited<R>> => await fn.apply(self, args);
-  const keyLog = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  const keyLog = new RateLimitedLogger();
 
   const wrapper = async function (this: unknown, ...args: A): Promise<Awaited<R>> {
     const cache = cacheOrWarn();
@@ -177,16 +184,15 @@ export function cacheResult<A extends unknown[], R>(
       // As the decorators do: a key that cannot be built is logged, and the call goes through.
       keyLog.warn(
         `cacheResult:${name}`,
-        `cacheResult(${name}): its key could not be built, calling through: ${
-          error instanceof Error ? error.message : String(error)
-        }`,
+        `cacheResult(${name}): its key could not be built, calling through: ${describeError(error)}`,
       );
       return run(this, args);
     }
-    return cache.wrap<Awaited<R>>(key, () => run(this, args), {
+    // Reported like a @Cacheable call, so X-Cache reflects it (CacheStatusInterceptor, ...).
+    return cache[WRAP_WITH_STATUS]<Awaited<R>>(key, () => run(this, args), {
       ttl: options.ttl,
       unless: options.unless,
-    });
+    }).then<Awaited<R>>(reported);
   } as CachedFunction<A, R>;
 
   Object.defineProperty(wrapper, 'name', { value: name });
@@ -212,7 +218,15 @@ export function cacheResult<A extends unknown[], R>(
         const cache = cacheOrWarn();
         const value = await run(this, args);
         if (cache && value !== undefined && !options.unless?.(value)) {
-          await cache.set(keyFor(args), value, options.ttl);
+          try {
+            await cache.set(keyFor(args), value, options.ttl);
+          } catch (error) {
+            // As a call's write: a result that cannot be cached is logged, and still returned.
+            keyLog.warn(
+              `cacheResult:${name}`,
+              `cacheResult(${name}): its result was not stored: ${describeError(error)}`,
+            );
+          }
         }
         return value;
       },
@@ -226,4 +240,10 @@ export function cacheResult<A extends unknown[], R>(
   });
   registerCachedFunction(state);
   return wrapper;
+}
+
+/** Tells the request being handled, if any, how a cached call was answered. */
+function reported<T>(result: WrapResult<T>): T {
+  recordCacheStatus(result.status);
+  return result.value;
 }
