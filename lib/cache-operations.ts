@@ -1,11 +1,10 @@
-import { Logger } from '@nestjs/common';
 import { AsyncResource } from 'node:async_hooks';
 import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
 import { boundCache } from './cache-binding';
 import { headerFor, recordCacheStatus } from './cache-status';
 import { isResponse, writeStatusHeader, type StatusResponse } from './interceptors/http-response';
-import { CACHE_LOGGER_CONTEXT } from './cache.constants';
 import {
+  BACKEND_FAILURES,
   PEEK,
   WRAP_WITH_STATUS,
   type CacheService,
@@ -15,7 +14,8 @@ import {
 import type { CacheCondition, CacheUnless } from './interfaces/cache-operation-options.interface';
 import type { KeyResolver, MethodCall } from './keys/key-resolver';
 import type { MethodSignature } from './keys/key-template';
-import { RateLimitedLogger } from './utils/rate-limited-logger';
+import { describeError, quote } from './utils/describe-value';
+import { CacheLogger, RateLimitedLogger } from './utils/rate-limited-logger';
 
 /** `@Cacheable`: answer from the cache, or run the method and store its result. */
 export interface CacheableOperation {
@@ -74,7 +74,7 @@ export interface CachedMethod extends MethodSignature {
   responseIndex?: number;
 }
 
-const log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+const log = new RateLimitedLogger();
 
 /**
  * What a decorated method does when called: find the cache bound to `instance`, then run the
@@ -98,7 +98,7 @@ export function invokeCachedMethod(
   if (!cache) {
     if (!method.warnedUnbound) {
       method.warnedUnbound = true;
-      new Logger(CACHE_LOGGER_CONTEXT).warn(
+      new CacheLogger().warn(
         `${method.className}.${method.methodName} ran uncached: its instance is not bound to a ` +
           `CacheModule (it is not a provider or controller of an initialised application that ` +
           `imports CacheModule). Logged once.`,
@@ -215,10 +215,16 @@ async function execute(
 ): Promise<unknown> {
   const active = method.operations.filter((op) => applies(op, method, instance, args));
   const before: MethodCall = { instance, args, hasResult: false };
+  // A hung backend must cost the caller one command timeout, not one per cache call (issue 10):
+  // the cache calls of a phase run together, and once a backend call has failed while this call
+  // waited (the counter moved), it does not wait for the backend again.
+  const failures = cache[BACKEND_FAILURES];
+  const healthy = (): boolean => cache[BACKEND_FAILURES] === failures;
 
-  for (const op of active) {
-    if (op.kind === 'evict' && op.beforeInvocation) await evict(cache, op, method, before);
-  }
+  const early = active.filter(
+    (op): op is CacheEvictOperation => op.kind === 'evict' && op.beforeInvocation,
+  );
+  if (early.length > 0) await Promise.all(early.map((op) => evict(cache, op, method, before)));
 
   const invoke = (): Promise<unknown> => settle(method, method.original.apply(instance, args));
   let result: unknown;
@@ -231,6 +237,7 @@ async function execute(
         key,
         invoke,
         unless ? { ttl: cacheable.ttl, unless } : cacheable.ttl,
+        healthy(),
       ),
       response,
     );
@@ -239,12 +246,14 @@ async function execute(
   }
 
   const after: MethodCall = { instance, args, hasResult: true, result };
+  // Issued in declaration order (puts, then evictions), so the backend applies them in order.
+  const late: Array<Promise<void>> = [];
+  for (const op of active) if (op.kind === 'put') late.push(put(cache, op, method, after));
   for (const op of active) {
-    if (op.kind === 'put') await put(cache, op, method, after);
+    if (op.kind === 'evict' && !op.beforeInvocation) late.push(evict(cache, op, method, after));
   }
-  for (const op of active) {
-    if (op.kind === 'evict' && !op.beforeInvocation) await evict(cache, op, method, after);
-  }
+  // Awaited while the backend answers, so the caller reads its own writes; each logs its failure.
+  if (late.length > 0 && healthy()) await Promise.all(late);
   return result;
 }
 
@@ -268,7 +277,7 @@ function applies(
   try {
     return op.condition.apply(instance, args) === true;
   } catch (error) {
-    warn(method, 'condition', `its condition threw (${reason(error)}); not cached`);
+    warn(method, 'condition', `its condition threw (${describeError(error)}); not cached`);
     return false;
   }
 }
@@ -283,7 +292,11 @@ function vetoed(
     try {
       return unless(value) === true;
     } catch (error) {
-      warn(method, 'unless', `its unless threw (${reason(error)}); '${key}' not stored`);
+      warn(
+        method,
+        'unless',
+        `its unless threw (${describeError(error)}); ${quote(key)} not stored`,
+      );
       return true;
     }
   };
@@ -297,16 +310,13 @@ async function put(
 ): Promise<void> {
   const key = render(op.key, method, call);
   if (key === undefined || vetoed(op.unless, method, key)?.(call.result)) return;
-  if (call.result === undefined) {
-    // Nothing to store, but the old entry no longer describes the data: drop it.
-    await cache.delete(key);
-    return;
-  }
   try {
-    await cache.set(key, call.result, op.ttl);
+    // A result of undefined: nothing to store, but the old entry no longer describes the data.
+    if (call.result === undefined) await cache.delete(key);
+    else await cache.set(key, call.result, op.ttl);
   } catch (error) {
     // Backend errors are logged by CacheService; this is a value JSON cannot hold.
-    warn(method, 'put', `its result was not stored under '${key}': ${reason(error)}`);
+    warn(method, 'put', `its result was not stored under ${quote(key)}: ${describeError(error)}`);
   }
 }
 
@@ -317,14 +327,19 @@ async function evict(
   call: MethodCall,
 ): Promise<void> {
   const target = op.target;
-  if (target.type === 'all') {
-    await cache.clear();
-    return;
+  try {
+    if (target.type === 'all') {
+      await cache.clear();
+      return;
+    }
+    const rendered = render(target.type === 'key' ? target.key : target.prefix, method, call);
+    if (rendered === undefined) return;
+    if (target.type === 'key') await cache.delete(rendered);
+    else await cache.deleteByPrefix(rendered);
+  } catch (error) {
+    // Backend errors are logged by CacheService; this is a key it refused (an empty one).
+    warn(method, 'evict', `its eviction failed: ${describeError(error)}`);
   }
-  const rendered = render(target.type === 'key' ? target.key : target.prefix, method, call);
-  if (rendered === undefined) return;
-  if (target.type === 'key') await cache.delete(rendered);
-  else await cache.deleteByPrefix(rendered);
 }
 
 /** Renders a key, or logs and answers `undefined` so the call goes on uncached. */
@@ -332,7 +347,7 @@ function render(key: KeyResolver, method: CachedMethod, call: MethodCall): strin
   try {
     return key.render(call);
   } catch (error) {
-    warn(method, 'key', `its key could not be rendered, calling through: ${reason(error)}`);
+    warn(method, 'key', `its key could not be rendered, calling through: ${describeError(error)}`);
     return undefined;
   }
 }
@@ -340,8 +355,4 @@ function render(key: KeyResolver, method: CachedMethod, call: MethodCall): strin
 function warn(method: CachedMethod, topic: string, message: string): void {
   const name = `${method.className}.${method.methodName}`;
   log.warn(`decorator:${topic}:${name}`, `${name}: ${message}`);
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

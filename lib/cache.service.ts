@@ -2,11 +2,12 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from './cache.constants';
 import { CacheArgumentError, CacheKeyError } from './cache.errors';
-import type { ResolvedCacheOptions } from './cache-options.resolver';
+import { ttlProblem, type ResolvedCacheOptions } from './cache-options.resolver';
 import { MemoryCacheAdapter } from './adapters/memory.adapter';
 import { CacheAdapter } from './interfaces/cache-adapter.interface';
+import { describeError, quote } from './utils/describe-value';
 import { RateLimitedLogger } from './utils/rate-limited-logger';
-import { assertSerializable } from './utils/serializable';
+import { toStorable } from './utils/serializable';
 
 /** Options of {@link CacheService.wrap} beyond the TTL. */
 export interface WrapOptions<T> {
@@ -34,6 +35,12 @@ export const WRAP_WITH_STATUS: unique symbol = Symbol('cachekit:wrap-with-status
  */
 export const PEEK: unique symbol = Symbol('cachekit:peek');
 
+/**
+ * Internal: how many backend calls have failed so far. A decorated call that sees it move
+ * while it waited knows the backend is down, and waits for it no more (see `cache-operations`).
+ */
+export const BACKEND_FAILURES: unique symbol = Symbol('cachekit:backend-failures');
+
 /** How one {@link CacheService.wrap} call was answered, with the value. */
 export interface WrapResult<T> {
   readonly value: T;
@@ -46,6 +53,14 @@ interface Flight {
   readonly promise: Promise<unknown>;
   /** Set when the key was written, deleted or cleared while the load ran: its result is stale. */
   superseded: boolean;
+  /**
+   * Set once the value is loaded and its write is pending: until then (`Date.now()` ms), callers
+   * of the key get {@link stored} (as a hit) instead of reading a backend that may not have
+   * stored it yet.
+   */
+  sharedUntil?: number;
+  /** What is being written: the loaded value's JSON form, as a read will return it. */
+  stored?: unknown;
 }
 
 /**
@@ -79,6 +94,8 @@ export class CacheService {
    * call costs one resolved Promise instead of a chain of them (bench/RESULTS.md).
    */
   private readonly local: MemoryCacheAdapter | undefined;
+  /** @internal See {@link BACKEND_FAILURES}. */
+  [BACKEND_FAILURES] = 0;
 
   constructor(
     @Inject(CacheAdapter) private readonly adapter: CacheAdapter,
@@ -120,22 +137,26 @@ export class CacheService {
 
   /**
    * Stores `value` under `key` for `ttl` seconds (default: the module's `ttl`; `0` never
-   * expires). Rejects with `CacheSerializationError` if the value is not JSON-compatible, in
-   * which case the previous entry is untouched.
+   * expires), as JSON data on every backend: a value JSON writes differently without losing
+   * anything (a `Date`, a class instance, `-0`) is stored, and read back, in its JSON form.
+   * Rejects with `CacheSerializationError`, naming the problem and where it is, when JSON would
+   * lose part of the value (`undefined`, a function, a `BigInt`, a `Map`, a cycle, ...); the
+   * previous entry is then untouched.
    */
   set(key: string, value: unknown, ttl?: number): Promise<void> {
     let seconds: number;
+    let stored: unknown;
     try {
       assertKey(key);
       seconds = this.ttlOf(ttl);
-      assertSerializable(value, key);
+      stored = toStorable(value, key);
     } catch (error) {
       return Promise.reject(asError(error));
     }
     if (!this.options.enabled) return RESOLVED;
     this.supersede(key, true);
     if (this.local) {
-      this.local.setSync(key, value, seconds);
+      this.local.setSync(key, stored, seconds);
       return RESOLVED;
     }
     // `nothing`: an adapter may resolve with its client's acknowledgement ('OK'); set resolves
@@ -143,7 +164,7 @@ export class CacheService {
     return this.guarded(
       'SET',
       key,
-      () => this.adapter.set(key, value, seconds),
+      () => this.adapter.set(key, stored, seconds),
       undefined,
       nothing,
     );
@@ -162,7 +183,7 @@ export class CacheService {
     }
   }
 
-  /** Resolves `true` if `key` holds an unexpired entry. */
+  /** Resolves `true` exactly when {@link get} would hit (an unexpired, readable entry). */
   async has(key: string): Promise<boolean> {
     assertKey(key);
     if (!this.options.enabled) return false;
@@ -229,18 +250,26 @@ export class CacheService {
     if (!this.options.enabled) return 0;
     for (const key of keys) this.supersede(key, true);
     for (const prefix of prefixes) this.supersede(prefix, false);
-    let deleted = 0;
-    for (const key of keys) if (await this.adapter.delete(key)) deleted++;
-    for (const prefix of prefixes) deleted += await this.adapter.deleteByPrefix(prefix);
-    return deleted;
+    // All at once: a backend that hangs costs one command timeout, not one per key.
+    const counts = await Promise.all([
+      ...keys.map((key) => attempt(() => this.adapter.delete(key)).then(Number)),
+      ...prefixes.map((prefix) => attempt(() => this.adapter.deleteByPrefix(prefix))),
+    ]);
+    return counts.reduce((sum, count) => sum + count, 0);
   }
 
   /**
-   * Get-or-load: resolves the cached value of `key`, or runs `loader`, stores its result and
-   * resolves it. Concurrent misses on one key share a single `loader` call. If the loader
+   * Get-or-load: resolves the cached value of `key`, or runs `loader`, resolves its result and
+   * stores it. Concurrent misses on one key share a single `loader` call. If the loader
    * throws, every waiter rejects with its error and nothing is cached. If the key is written,
    * deleted or cleared while the loader runs, its (now stale) result is returned to the
    * waiters but not stored.
+   *
+   * The loaded value is resolved as the loader returned it, without waiting for the cache
+   * write, which goes on in the background (a failure, or a value that cannot be cached, is
+   * logged). Until the write settles, new callers of the key get what is being stored (a hit);
+   * a `set`, `delete` or `clear` of the key meanwhile wins over it. Later hits read the stored JSON form
+   * (a `Date` comes back as its ISO string on every backend).
    *
    * @param ttl seconds, or {@link WrapOptions}; defaults to the module's `ttl`.
    */
@@ -258,6 +287,7 @@ export class CacheService {
     key: string,
     loader: () => T | Promise<T>,
     ttl?: number | WrapOptions<T>,
+    read = true,
   ): Promise<WrapResult<T>> {
     let options: WrapOptions<T>;
     let seconds: number;
@@ -274,8 +304,11 @@ export class CacheService {
     if (this.loading.getStore()?.has(key)) {
       return callThrough(loader, 'miss');
     }
-    const inFlight = this.flights.get(key);
-    if (inFlight) return inFlight.promise.then(shared) as Promise<WrapResult<T>>;
+    const inFlight = this.joinable(key);
+    if (inFlight) return joined(inFlight) as Promise<WrapResult<T>>;
+    // `read` false: a decorated call whose earlier cache call failed loads without a read that
+    // would wait for the same dead backend again.
+    if (!read) return this.startLoad(key, loader, seconds, options.unless);
     if (this.local) {
       // Read and, on a miss, start the load with no await in between: no caller can slip in.
       const cached = this.local.getSync<T>(key);
@@ -285,8 +318,8 @@ export class CacheService {
     return this.get<T>(key).then((cached) => {
       if (cached !== undefined) return { value: cached, status: 'hit' as const };
       // A concurrent caller may have started the load while we awaited the read.
-      const raced = this.flights.get(key);
-      if (raced) return raced.promise.then(shared) as Promise<WrapResult<T>>;
+      const raced = this.joinable(key);
+      if (raced) return joined(raced) as Promise<WrapResult<T>>;
       return this.startLoad(key, loader, seconds, options.unless);
     });
   }
@@ -338,24 +371,71 @@ export class CacheService {
     flight: Flight,
   ): Promise<T> {
     this.running++;
+    let value: T;
     try {
-      const value = await this.loading.run(new Set(this.loading.getStore()).add(key), loader);
-      if (!flight.superseded && value !== undefined) {
-        try {
-          if (!unless?.(value)) {
-            assertSerializable(value, key);
-            await this.adapter.set(key, value, ttl);
-          }
-        } catch (error) {
-          // The loader's value is still good: return it uncached rather than fail the caller.
-          this.backendFailed('SET', key, error);
-        }
-      }
-      return value;
+      value = await this.loading.run(new Set(this.loading.getStore()).add(key), loader);
+    } catch (error) {
+      this.land(key, flight);
+      throw error;
     } finally {
-      if (this.flights.get(key) === flight) this.flights.delete(key);
       if (--this.running === 0) this.loading.disable();
     }
+    // Not awaited: the caller has its value; a hung backend must not hold it for a second
+    // command timeout (issue 10). The write is issued now, before any caller resumes, so a
+    // later command of theirs on the key reaches the backend after it.
+    const writing = this.storeLoaded(key, value, ttl, unless, flight);
+    if (writing) void writing.then(() => this.land(key, flight));
+    else this.land(key, flight);
+    return value;
+  }
+
+  /**
+   * Stores what a loader returned, unless the load was superseded or `unless` vetoes it.
+   * Resolves when a backend write settles (never rejects: failures are logged); `undefined`
+   * when nothing is pending.
+   */
+  private storeLoaded<T>(
+    key: string,
+    value: T,
+    ttl: number,
+    unless: ((value: T) => boolean) | undefined,
+    flight: Flight,
+  ): Promise<void> | undefined {
+    if (flight.superseded || value === undefined) return undefined;
+    let stored: unknown;
+    try {
+      if (unless?.(value)) return undefined;
+      stored = toStorable(value, key);
+    } catch (error) {
+      // The loader's value is still good: the caller gets it, uncached.
+      this.log.warn(
+        'value:not-stored',
+        `Cache value for ${quote(key)} was not stored: ${describeError(error)}`,
+      );
+      return undefined;
+    }
+    if (this.local) {
+      this.local.setSync(key, stored, ttl);
+      return undefined;
+    }
+    flight.stored = stored;
+    flight.sharedUntil = ttl > 0 ? Date.now() + ttl * 1000 : Infinity;
+    return this.guarded('SET', key, () => this.adapter.set(key, stored, ttl), undefined, nothing);
+  }
+
+  /** The load of `key` a caller may join, dropping one whose shared window has passed. */
+  private joinable(key: string): Flight | undefined {
+    const flight = this.flights.get(key);
+    if (flight?.sharedUntil !== undefined && Date.now() > flight.sharedUntil) {
+      this.flights.delete(key);
+      return undefined;
+    }
+    return flight;
+  }
+
+  /** Ends the load of `key`, unless a newer one has taken its place. */
+  private land(key: string, flight: Flight): void {
+    if (this.flights.get(key) === flight) this.flights.delete(key);
   }
 
   /** Marks loads of `key` (or of every key under it) as stale; new callers start afresh. */
@@ -379,19 +459,17 @@ export class CacheService {
 
   private ttlOf(ttl: number | undefined): number {
     if (ttl === undefined) return this.options.ttl;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-      throw new CacheArgumentError(
-        `Invalid ttl ${String(ttl)}: expected a finite number of seconds >= 0 (0 = never expires).`,
-      );
-    }
+    const problem = ttlProblem(ttl);
+    if (problem) throw new CacheArgumentError(`Invalid ttl ${String(ttl)}: expected ${problem}.`);
     return ttl;
   }
 
   private backendFailed(operation: string, key: string, error: unknown): void {
+    this[BACKEND_FAILURES]++;
     const reason = error instanceof Error ? error.message : String(error);
     this.log.warn(
       `backend:${operation}`,
-      `Cache ${operation} '${key}' failed, calling through: ${reason}`,
+      `Cache ${operation} ${quote(key)} failed, calling through: ${reason}`,
     );
   }
 }
@@ -420,6 +498,15 @@ function shared<T>(value: T): WrapResult<T> {
   return { value, status: 'shared' };
 }
 
+/**
+ * Joins a load: `shared` while it runs (the loader's own value); once only its write is pending,
+ * a `hit` on what is being stored, as a read of the backend will return it.
+ */
+function joined(flight: Flight): Promise<WrapResult<unknown>> {
+  if (flight.sharedUntil === undefined) return flight.promise.then(shared);
+  return Promise.resolve({ value: flight.stored, status: 'hit' });
+}
+
 function missed<T>(value: T): WrapResult<T> {
   return { value, status: 'miss' };
 }
@@ -433,4 +520,13 @@ async function callThrough<T>(
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+/** `call()`, with a synchronous throw (an adapter that throws instead of rejecting) as a rejection. */
+function attempt<R>(call: () => Promise<R>): Promise<R> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(asError(error));
+  }
 }

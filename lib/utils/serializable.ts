@@ -1,159 +1,341 @@
+import { types } from 'node:util';
 import { CacheSerializationError } from '../cache.errors';
+import { describeError, quote } from './describe-value';
 
 /**
- * Throws {@link CacheSerializationError} unless `value` survives a JSON round trip without
- * silently losing data: no `undefined` at the top, no functions, symbols or `BigInt`, no
- * circular references, no `Map`/`Set`/`WeakMap`/`WeakSet`/`Promise`, no `NaN`/`Infinity`.
- * Objects with a `toJSON` method (such as `Date`) are accepted as JSON would serialise them.
- * Run before any write, so a rejected value never replaces the previous entry.
+ * The deepest nesting of objects and arrays a cached value may have (`{ a: { b: 1 } }` has 2
+ * levels). JSON.stringify overflows the stack somewhere past a few thousand levels, and many
+ * JSON readers of other languages (Python's among them) stop near 1 000; real data stays far
+ * below this.
  */
-export function assertSerializable(value: unknown, key: string): void {
-  // The common case, on every write: a quick yes. The detailed walk, which builds the path of
-  // the offending part for the message, runs only when the answer is no.
-  if (isSafe(value)) return;
-  const problem =
-    typeof value === 'object' && value !== null
-      ? findProblem(value, 'value', [])
-      : checkLeaf(value, 'value');
-  if (problem === undefined) return;
-  throw new CacheSerializationError(
-    `Cannot cache the value for key ${JSON.stringify(key)}: ${problem}. Cache values must be ` +
-      `JSON-compatible (plain objects, arrays, strings, finite numbers, booleans, null); ` +
-      `the previous entry, if any, was left unchanged.`,
-  );
+export const MAX_VALUE_DEPTH = 256;
+
+/**
+ * Checks that `value` can be cached and returns what to store: `value` itself when it is plain
+ * JSON data (the common case, checked without a copy), else its JSON form — a fresh plain value
+ * built exactly as `JSON.parse(JSON.stringify(value))` would build it (`toJSON` applied, class
+ * instances reduced to their own enumerable properties, boxed primitives unboxed, `-0` as `0`,
+ * `undefined` properties left out), so memory returns what Redis returns.
+ *
+ * Throws {@link CacheSerializationError}, naming the problem and where it is, for anything JSON
+ * would silently drop or alter: `undefined` as the value or an array element (JSON writes
+ * `null`), a hole, functions, symbols, `BigInt`, `NaN`/`±Infinity`, circular references, nesting deeper than
+ * {@link MAX_VALUE_DEPTH}, built-ins whose data JSON loses (`Map`, `Set`, `WeakMap`, `WeakSet`,
+ * `WeakRef`, `Promise`, `RegExp`, `Error`, `ArrayBuffer`, `DataView`, typed arrays other than
+ * `Buffer`, iterators), an invalid `Date`, and a getter or `toJSON` that throws. Run before any
+ * write, so a rejected value never replaces the previous entry.
+ */
+export function toStorable(value: unknown, key: string): unknown {
+  try {
+    if (isPlain(value)) return value;
+  } catch {
+    // A getter threw: the walk below reads it again and says where.
+  }
+  const walk: Walk = { key, path: [], ancestors: [] };
+  try {
+    return jsonForm(value, '', walk, 0);
+  } catch (error) {
+    if (error instanceof CacheSerializationError) throw error;
+    // A proxy trap the walk does not call through `run` (a revoked proxy throws on any
+    // inspection), or a stack already near its end: still a rejection, never a raw error.
+    return fail(walk, `: inspecting it threw ${describeError(error)}`);
+  }
 }
 
 /**
- * `true` when JSON keeps `value` as it is (the same rules as {@link findProblem}). A cycle
- * has no end, so instead of tracking ancestors (costly on every write) the walk gives up past
- * a depth no real value reaches and lets {@link findProblem} decide precisely.
+ * `true` when `value` is plain JSON data that a JSON round trip returns unchanged: strings,
+ * booleans, finite numbers other than `-0`, `null`, arrays and `Object.prototype` objects of
+ * those, with no `toJSON` in reach. Runs on every write, so it is one loop with the leaves
+ * checked inline, and it gives up (the walk decides) past a depth real values rarely reach,
+ * which is also how a cycle ends without tracking ancestors.
+ *
+ * What it cannot see without costing every write a copy of each object's key list: symbol-keyed
+ * and non-enumerable properties, non-index properties of arrays, and getters (read once here).
+ * JSON leaves the first three out and reads getters; memory keeps such an object as it is.
  */
-function isSafe(value: unknown): boolean {
+function isPlain(value: unknown): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return true;
     case 'number':
-      return Number.isFinite(value);
+      // Finite (NaN - NaN and Infinity - Infinity are NaN) and not -0, which JSON writes as 0.
+      return value - value === 0 && (value !== 0 || 1 / value > 0);
     case 'object':
-      return value === null || isSafeObject(value, 0);
+      return value === null || isPlainObject(value, 0);
     default:
       return false;
   }
 }
 
-/**
- * {@link isSafe} for an object. Runs on every write, so leaves are checked in the loop rather
- * than by a call each (a third of the cost of a typical `set`).
- */
-function isSafeObject(value: object, depth: number): boolean {
+function isPlainObject(value: object, depth: number): boolean {
   if (depth > MAX_FAST_DEPTH) return false;
   if (Array.isArray(value)) {
+    if (
+      Object.getPrototypeOf(value) !== Array.prototype ||
+      (value as { toJSON?: unknown }).toJSON !== undefined
+    ) {
+      return false;
+    }
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
       if (typeof item === 'string' || typeof item === 'boolean') continue;
       if (typeof item === 'number') {
-        if (Number.isFinite(item)) continue;
+        if (item - item === 0 && (item !== 0 || 1 / item > 0)) continue;
         return false;
       }
-      // undefined (JSON writes null), functions, symbols, BigInts: no.
+      // undefined (a hole reads so too), functions, symbols, BigInts.
       if (typeof item !== 'object') return false;
-      if (item !== null && !isSafeObject(item, depth + 1)) return false;
+      if (item !== null && !isPlainObject(item, depth + 1)) return false;
     }
     return true;
   }
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    // A class instance: JSON writes what its toJSON returns (a Date), or its own properties.
-    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return true;
-    if (isOpaque(value)) return false;
+  if (
+    Object.getPrototypeOf(value) !== Object.prototype ||
+    (value as { toJSON?: unknown }).toJSON !== undefined
+  ) {
+    return false;
   }
-  // for...in with an own-property check only where it matters (a primitive is safe wherever
-  // it comes from): cheaper than Object.keys, which allocates.
+  // for...in with an own-property check only where it matters: cheaper than Object.keys, which
+  // allocates. An inherited enumerable property is not written by JSON; one that is not plain
+  // data sends the value to the walk, which reads own properties only.
   for (const prop in value) {
     const item = (value as Record<string, unknown>)[prop];
-    // An undefined property is left out by JSON, as an absent one reads the same.
-    if (typeof item === 'string' || typeof item === 'boolean' || item == null) continue;
+    if (typeof item === 'string' || typeof item === 'boolean' || item === null) continue;
     if (typeof item === 'number') {
-      if (Number.isFinite(item)) continue;
+      if (item - item === 0 && (item !== 0 || 1 / item > 0)) continue;
       return false;
     }
+    if (typeof item !== 'object') return false;
     if (!Object.hasOwn(value, prop)) continue;
-    if (typeof item !== 'object') {
-      // An own toJSON method decides what JSON writes for a plain object too.
-      return prop === 'toJSON' && typeof item === 'function';
-    }
-    if (!isSafeObject(item, depth + 1)) return false;
+    if (!isPlainObject(item, depth + 1)) return false;
   }
   return true;
 }
 
 const MAX_FAST_DEPTH = 64;
 
-function isOpaque(value: object): boolean {
-  return (
-    value instanceof Map ||
-    value instanceof Set ||
-    value instanceof WeakMap ||
-    value instanceof WeakSet ||
-    value instanceof Promise
-  );
+/** Where the walk is: for messages (the path) and cycle detection (the open objects). */
+interface Walk {
+  readonly key: string;
+  /** Property names and indices from the root to the value being walked. */
+  readonly path: Array<string | number>;
+  /** The objects being walked, root first; `ancestors[i]` sits at `path.slice(0, i)`. */
+  readonly ancestors: object[];
 }
 
-function checkLeaf(value: unknown, path: string): string | undefined {
+/**
+ * The JSON form of `value`, the property `name` of its holder, following `JSON.stringify`'s
+ * SerializeJSONProperty step by step (`toJSON(name)`, then unboxing), except that what JSON
+ * would drop or alter is rejected instead.
+ */
+function jsonForm(value: unknown, name: string, walk: Walk, depth: number): unknown {
+  let converted = false;
+  if ((typeof value === 'object' && value !== null) || typeof value === 'bigint') {
+    const holder = value;
+    const toJSON = run(walk, 'reading its toJSON', () => (holder as { toJSON?: unknown }).toJSON);
+    if (typeof toJSON === 'function') {
+      if (isInvalidDate(value, toJSON)) {
+        fail(walk, ' is an invalid Date, which JSON stores as null');
+      }
+      value = run(walk, 'its toJSON()', () =>
+        (toJSON as (key: string) => unknown).call(holder, name),
+      );
+      converted = true;
+    }
+  }
+  if (typeof value === 'object' && value !== null) value = unbox(value, walk);
+  const is = converted ? '.toJSON() returned' : ' is';
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return undefined;
+      return value;
     case 'number':
-      return Number.isFinite(value) ? undefined : `${path} is ${value}, which JSON stores as null`;
+      if (!Number.isFinite(value)) fail(walk, `${is} ${value}, which JSON stores as null`);
+      return value === 0 ? 0 : value; // -0 → 0, as JSON writes it
     case 'undefined':
-      return `${path} is undefined (a miss is undefined, so it cannot be stored; store null instead)`;
+      return fail(walk, `${is} undefined${undefinedConsequence(walk)}`);
     case 'bigint':
-      return `${path} is a BigInt (convert it to a string or number first)`;
+      return fail(walk, `${is} a BigInt (convert it to a string or a number first)`);
     case 'function':
-      return `${path} is a function`;
+      return fail(walk, `${is} a function`);
     case 'symbol':
-      return `${path} is a symbol`;
+      return fail(walk, `${is} a symbol`);
     default:
-      return undefined;
+      return value === null ? null : objectForm(value as object, walk, depth + 1, is);
   }
 }
 
-function findProblem(value: object, path: string, ancestors: object[]): string | undefined {
-  if (ancestors.includes(value)) return `${path} is a circular reference`;
-  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
-  if (isOpaque(value) && !(value instanceof Promise)) {
-    return `${path} is a ${value.constructor.name}, which JSON stores as {} (convert it to an object or array first)`;
+function objectForm(value: object, walk: Walk, depth: number, is: string): unknown {
+  const { path, ancestors } = walk;
+  const cycle = ancestors.indexOf(value);
+  if (cycle >= 0) {
+    fail(walk, `${is} a circular reference (to ${formatPath(path.slice(0, cycle))})`);
   }
-  if (value instanceof Promise) return `${path} is a Promise (await it first)`;
+  if (depth > MAX_VALUE_DEPTH) {
+    fail(
+      walk,
+      `${is} nested deeper than ${MAX_VALUE_DEPTH} levels, the most a cached value may have`,
+    );
+  }
+  const opaque = opaqueKind(value);
+  if (opaque) fail(walk, `${is} ${opaque}`);
   ancestors.push(value);
-  try {
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        const item: unknown = value[i];
-        const problem =
-          typeof item === 'object' && item !== null
-            ? findProblem(item, `${path}[${i}]`, ancestors)
-            : item === undefined
-              ? `${path}[${i}] is undefined, which JSON stores as null`
-              : checkLeaf(item, `${path}[${i}]`);
-        if (problem) return problem;
+  if (Array.isArray(value)) {
+    const items: readonly unknown[] = value;
+    const length = run(walk, 'reading its length', () => items.length);
+    const out: unknown[] = [];
+    for (let i = 0; i < length; i++) {
+      path.push(i);
+      const item = run(walk, 'reading it', () => items[i]);
+      if (item === undefined && !run(walk, 'reading it', () => i in items)) {
+        fail(walk, ' is an empty slot (the array is sparse), which JSON stores as null');
       }
-      return undefined;
+      out.push(jsonForm(item, String(i), walk, depth));
+      path.pop();
     }
-    for (const prop of Object.keys(value)) {
-      const item = (value as Record<string, unknown>)[prop];
-      if (item === undefined) continue; // JSON omits it, as an absent property reads the same
-      const childPath = `${path}.${prop}`;
-      const problem =
-        typeof item === 'object' && item !== null
-          ? findProblem(item, childPath, ancestors)
-          : checkLeaf(item, childPath);
-      if (problem) return problem;
-    }
-    return undefined;
-  } finally {
     ancestors.pop();
+    return out;
+  }
+  const record = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const prop of run(walk, 'listing its properties', () => Object.keys(record))) {
+    path.push(prop);
+    const item = run(walk, 'reading it', () => record[prop]);
+    if (item === undefined) {
+      // JSON leaves an undefined property out, and an absent property reads the same: an
+      // optional field of a DTO must not make the whole value uncacheable.
+      path.pop();
+      continue;
+    }
+    const form = jsonForm(item, prop, walk, depth);
+    // As JSON.parse does: an own "__proto__" property, never the prototype.
+    if (prop === '__proto__') {
+      Object.defineProperty(out, prop, {
+        value: form,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      out[prop] = form;
+    }
+    path.pop();
+  }
+  ancestors.pop();
+  return out;
+}
+
+/** What JSON.stringify makes of a boxed primitive (`new Number(1)` → `1`), or `value`. */
+function unbox(value: object, walk: Walk): unknown {
+  if (!types.isBoxedPrimitive(value)) return value;
+  // The same conversions JSON applies (ToNumber and ToString call a valueOf/toString override).
+  if (types.isNumberObject(value)) return run(walk, 'converting it to a number', () => +value);
+  if (types.isStringObject(value))
+    return run(walk, 'converting it to a string', () => String(value));
+  if (types.isBooleanObject(value)) return Boolean.prototype.valueOf.call(value);
+  if (types.isBigIntObject(value)) return BigInt.prototype.valueOf.call(value);
+  return value; // a Symbol object: rejected as opaque
+}
+
+function isInvalidDate(value: unknown, toJSON: unknown): boolean {
+  return (
+    toJSON === Date.prototype.toJSON &&
+    types.isDate(value) &&
+    Number.isNaN(Date.prototype.getTime.call(value))
+  );
+}
+
+/** Built-ins whose data JSON loses (it writes `{}`, or index keys for a typed array). */
+function opaqueKind(value: object): string | undefined {
+  if (types.isMap(value)) {
+    return 'a Map, which JSON stores as {} (convert it to an object or an array of entries first)';
+  }
+  if (types.isSet(value)) return 'a Set, which JSON stores as {} (convert it to an array first)';
+  if (types.isPromise(value)) return 'a Promise (await it first)';
+  if (types.isRegExp(value)) return 'a RegExp, which JSON stores as {} (store its source instead)';
+  if (types.isNativeError(value) || value instanceof Error) {
+    return 'an Error, which JSON stores as {} (store the fields you need, such as its message)';
+  }
+  if (types.isTypedArray(value)) {
+    return (
+      `${builtinName(value)}, which JSON stores as an object with index keys ` +
+      `(convert it with Array.from, or to a Buffer)`
+    );
+  }
+  if (types.isAnyArrayBuffer(value) || types.isDataView(value)) {
+    return `${builtinName(value)}, which JSON stores as {} (convert it to a Buffer or an array first)`;
+  }
+  if (types.isMapIterator(value) || types.isSetIterator(value) || types.isGeneratorObject(value)) {
+    return 'an iterator, which JSON stores as {} (collect it into an array first)';
+  }
+  if (
+    types.isWeakMap(value) ||
+    types.isWeakSet(value) ||
+    value instanceof WeakRef ||
+    value instanceof FinalizationRegistry ||
+    types.isSymbolObject(value)
+  ) {
+    return `${builtinName(value)}, which JSON stores as {}`;
+  }
+  return undefined;
+}
+
+/** "a Uint8Array", "an ArrayBuffer". */
+function builtinName(value: object): string {
+  let name: string;
+  try {
+    name = Object.prototype.toString.call(value).slice(8, -1);
+  } catch {
+    name = 'built-in object';
+  }
+  return /^[AEIO]/.test(name) ? `an ${name}` : `a ${name}`;
+}
+
+function undefinedConsequence(walk: Walk): string {
+  if (walk.path.length === 0) {
+    return ' (a miss reads as undefined, so it cannot be stored; store null instead)';
+  }
+  return typeof walk.path[walk.path.length - 1] === 'number'
+    ? ', which JSON stores as null (store null instead)'
+    : ', which JSON leaves out';
+}
+
+/** Calls user code (a getter, a toJSON, a proxy trap); what it throws becomes the rejection. */
+function run<R>(walk: Walk, what: string, call: () => R): R {
+  try {
+    return call();
+  } catch (error) {
+    return fail(walk, `: ${what} threw ${describeError(error)}`);
   }
 }
+
+/** Throws the rejection; `problem` follows the path (" is a function", ": reading it threw"). */
+function fail(walk: Walk, problem: string): never {
+  throw new CacheSerializationError(
+    `Cannot cache the value for key ${quote(walk.key)}: ${formatPath(walk.path)}${problem}. ` +
+      `Cache values must be JSON data (objects, arrays, strings, finite numbers, booleans, ` +
+      `null; see "What a cached value becomes" in the README); the previous entry, if any, ` +
+      `was left unchanged.`,
+  );
+}
+
+/** `value.a[0]["b c"]`; a long path keeps its first and last steps. */
+function formatPath(path: ReadonlyArray<string | number>): string {
+  if (path.length <= 2 * PATH_ENDS) return 'value' + path.map(formatStep).join('');
+  return (
+    'value' +
+    path.slice(0, PATH_ENDS).map(formatStep).join('') +
+    `…(${path.length - 2 * PATH_ENDS} more levels)…` +
+    path.slice(-PATH_ENDS).map(formatStep).join('')
+  );
+}
+
+function formatStep(step: string | number): string {
+  if (typeof step === 'number') return `[${step}]`;
+  return IDENTIFIER.test(step) ? `.${step}` : `[${quote(step)}]`;
+}
+
+const PATH_ENDS = 5;
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
