@@ -40,6 +40,23 @@ export class CacheMetadataAccessor {
     return (names?.length ?? 0) > 0;
   }
 
+  /**
+   * The classes of `type`'s chain (itself, then its parents) that declare cached methods —
+   * whose names the decorators saw as the method's class.
+   */
+  declaringClasses(type: unknown): object[] {
+    const classes: object[] = [];
+    for (
+      let current: unknown = type;
+      typeof current === 'function' && current !== Function.prototype;
+      current = Object.getPrototypeOf(current)
+    ) {
+      const names = Reflect.getOwnMetadata(CACHE_CLASS_METADATA, current) as unknown[] | undefined;
+      if ((names?.length ?? 0) > 0) classes.push(current);
+    }
+    return classes;
+  }
+
   /** The cache decorators on a handler or method, in the order they were applied. */
   getCacheOperations(handler: object): readonly CacheOperationMetadata[] {
     return (

@@ -1,17 +1,17 @@
 import {
   Inject,
   Injectable,
-  Logger,
   type BeforeApplicationShutdown,
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
-import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from '../cache.constants';
+import { CACHE_MODULE_OPTIONS } from '../cache.constants';
 import { CacheConfigError, CacheKeyError } from '../cache.errors';
 import type { ResolvedCacheOptions } from '../cache-options.resolver';
 import { CacheService } from '../cache.service';
-import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
+import { KeyConstructor, type KeyFieldValues, type KeyTarget } from '../keys/key-constructor';
+import { describeError, quote } from '../utils/describe-value';
 import { RateLimitedLogger } from '../utils/rate-limited-logger';
 import {
   cachedFunctionBindings,
@@ -70,7 +70,7 @@ type Listener = (...args: unknown[]) => Promise<void>;
 export class CacheInvalidator
   implements InvalidationHost, OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
 {
-  private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
+  private readonly log = new RateLimitedLogger();
   private readonly dispatchers = new Map<string, InvalidationDispatcher>();
   private readonly started = new Set<InvalidationDispatcher>();
   private readonly classBindings: InvalidationBinding[] = [];
@@ -111,15 +111,25 @@ export class CacheInvalidator
     const label = describeEvent(event);
     const groups = new Map<string, { keys: Set<string>; prefixes: Set<string> }>();
     for (const { binding, rule } of subscriptions) {
-      let targets;
+      const where = `Invalidation rule of ${binding.owner} on ${quote(label)}`;
+      let targets: KeyTarget[];
       try {
-        targets = planInvalidation(binding, rule, payload);
+        targets = planInvalidation(binding, rule, payload, (field, error, target) =>
+          this.log.warn(
+            `mapping:${binding.owner}:${label}:${field}`,
+            `${where}: ${field === '*' ? 'the key' : `fieldMapping.${field}`} failed on the ` +
+              `payload (${describeError(error)}); treated as a missing value, so it drops ` +
+              `${describeTarget(target)}`,
+          ),
+        );
       } catch (error) {
+        // Not knowing what to drop must never mean dropping nothing: drop the namespace.
+        targets = [{ prefix: binding.key.prefix }];
         this.log.error(
           `plan:${binding.owner}:${label}`,
-          `Invalidation rule of ${binding.owner} on '${label}' could not map the payload: ${reason(error)}`,
+          `${where} could not map the payload (${describeError(error)}); it drops ` +
+            `${describeTarget(targets[0])}`,
         );
-        continue;
       }
       let group = groups.get(rule.dispatcher);
       if (!group) {
@@ -246,8 +256,8 @@ export class CacheInvalidator
       // Rules are validated at startup; this is a function attached later with a typo.
       this.log.error(
         `dispatcher:${name}`,
-        `No invalidation dispatcher named '${name}' (known: ${[...this.dispatchers.keys()].join(', ')}); ` +
-          `running '${job.event}' inline.`,
+        `No invalidation dispatcher named ${quote(name)} (known: ${[...this.dispatchers.keys()].join(', ')}); ` +
+          `running ${quote(job.event)} inline.`,
       );
       return this.dispatchers.get('inline')!.dispatch(job, this.execute);
     }
@@ -257,7 +267,7 @@ export class CacheInvalidator
     } catch (error) {
       this.log.error(
         `dispatch:${name}`,
-        `Invalidation dispatcher '${name}' failed to take '${job.event}': ${reason(error)}`,
+        `Invalidation dispatcher ${quote(name)} failed to take ${quote(job.event)}: ${reason(error)}`,
       );
     }
   }
@@ -301,9 +311,9 @@ export class CacheInvalidator
       for (const rule of binding.rules) {
         if (!this.dispatchers.has(rule.dispatcher)) {
           throw new CacheConfigError(
-            `${binding.owner}: the invalidation rule on '${describeEvent(rule.event)}' uses dispatcher ` +
-              `'${rule.dispatcher}', which is not registered (known: ${[...this.dispatchers.keys()].join(', ')}). ` +
-              `Register it with CacheModule.forRoot({ invalidation: { dispatchers: { ${rule.dispatcher}: ... } } }).`,
+            `${binding.owner}: the invalidation rule on ${quote(describeEvent(rule.event))} uses dispatcher ` +
+              `${quote(rule.dispatcher)}, which is not registered (known: ${[...this.dispatchers.keys()].join(', ')}). ` +
+              `Register it with CacheModule.forRoot({ invalidation: { dispatchers: { ${quote(rule.dispatcher)}: ... } } }).`,
           );
         }
       }
@@ -323,4 +333,11 @@ function collapse(event: string, keys: Set<string>, prefixes: Set<string>): Inva
     keys: [...keys].filter((key) => !kept.some((prefix) => key.startsWith(prefix))),
     prefixes: kept,
   };
+}
+
+/** What a target drops, for log lines: `the key "..."` or `every key under "..."`. */
+function describeTarget(target: KeyTarget): string {
+  return 'key' in target
+    ? `the key ${quote(target.key)}`
+    : `every key under ${quote(target.prefix)}`;
 }

@@ -1,5 +1,6 @@
 import { CacheConfigError } from '../cache.errors';
 import { KeyConstructor, type KeyTarget } from '../keys/key-constructor';
+import { encodeKeyValue } from '../keys/key-constructor.encoding';
 import { describeEvent, type InvalidationRule } from './invalidation-rule';
 
 /**
@@ -125,25 +126,72 @@ export function invalidationBindingsOf(type: unknown): InvalidationBinding[] {
 }
 
 /**
+ * Called when a rule's `fieldMapping` cannot give a usable value for `field` from a payload
+ * (its function threw or returned a Promise, a path getter threw, or the value cannot be
+ * written into a key); `target` is what the rule drops instead.
+ */
+export type MappingProblemHandler = (field: string, error: unknown, target: KeyTarget) => void;
+
+/**
  * The entries one rule drops for one event payload (an array payload is several payloads).
+ * A mapped field whose value cannot be had is treated like a value missing from the payload:
+ * the target widens (to the partition, or the key's whole namespace) rather than dropping a
+ * wrong key or nothing, and `onProblem` hears why.
  */
 export function planInvalidation(
   binding: InvalidationBinding,
   rule: InvalidationRule,
   payload: unknown,
+  onProblem?: MappingProblemHandler,
 ): KeyTarget[] {
   const payloads = Array.isArray(payload) ? (payload as unknown[]) : [payload];
-  return payloads.map((item) => binding.key.target(mapPayload(rule, item)));
+  return payloads.map((item) => {
+    const problems: Array<{ field: string; error: unknown }> = [];
+    const values = mapPayload(rule, item, problems);
+    let target: KeyTarget;
+    try {
+      target = binding.key.target(values);
+    } catch (error) {
+      // Every value was checked above; should rendering still fail, drop everything.
+      problems.push({ field: '*', error });
+      target = { prefix: binding.key.prefix };
+    }
+    for (const problem of problems) onProblem?.(problem.field, problem.error, target);
+    return target;
+  });
 }
 
-function mapPayload(rule: InvalidationRule, payload: unknown): Record<string, unknown> {
+function mapPayload(
+  rule: InvalidationRule,
+  payload: unknown,
+  problems: Array<{ field: string; error: unknown }>,
+): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const [field, source] of Object.entries(rule.fieldMapping)) {
-    const value = typeof source === 'function' ? source(payload) : readPath(payload, source);
+    let value: unknown;
+    try {
+      value = typeof source === 'function' ? source(payload) : readPath(payload, source);
+      if (isThenable(value)) {
+        throw new Error('returned a Promise; a fieldMapping function must return the value itself');
+      }
+      // A value no key can hold (a function, a symbol, a Map) cannot name an entry either.
+      if (value !== undefined) encodeKeyValue(value, field);
+    } catch (error) {
+      problems.push({ field, error });
+      continue;
+    }
     // An unknown value widens the target (partition or namespace) instead of guessing.
     if (value !== undefined) values[field] = value;
   }
   return values;
+}
+
+function isThenable(value: unknown): boolean {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 function readPath(payload: unknown, path: string): unknown {

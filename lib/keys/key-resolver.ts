@@ -23,7 +23,10 @@ export interface KeyResolver {
 /**
  * Prepares the key of one decorator. Templates and key sources are checked against the
  * method's parameters now (class definition time); `undefined` selects the default key
- * `ClassName:methodName:<arg>:<arg>...`, rendered with the same injective encoding.
+ * `<owner>:<methodName>:<arg>:<arg>...`, rendered with the same injective encoding, where the
+ * owner is the name of the class declaring the method, or — when another cached provider or
+ * controller of the application has a class of that name — the provider's place in the
+ * application (see {@link bindDefaultKeyOwners}).
  */
 export function createKeyResolver(
   key: CacheKeySpec | undefined,
@@ -32,14 +35,7 @@ export function createKeyResolver(
 ): KeyResolver {
   const owner = `${signature.className}.${signature.methodName}`;
   const where = `${options.what} on ${owner}`;
-  if (key === undefined) {
-    const prefix = `${escapeKeyText(signature.className)}:${escapeKeyText(signature.methodName)}`;
-    return {
-      usesResult: false,
-      render: ({ args }) =>
-        [prefix, ...args.map((arg, i) => renderTemplateValue(arg, `argument ${i}`))].join(':'),
-    };
-  }
+  if (key === undefined) return defaultKeyResolver(signature);
   if (typeof key === 'string') {
     const compiled = compileKeyTemplate(key, signature, { allowResult: options.allowResult });
     return { usesResult: compiled.usesResult, render: compiled.render };
@@ -68,6 +64,38 @@ export function createKeyResolver(
     `The key of ${where} must be a template string, a function or a key source (such as a ` +
       `KeyConstructor); got ${describe(key)}.`,
   );
+}
+
+// Instance → declaring class → the escaped owner segment of its default keys. Weak, and left in
+// place at shutdown: an instance bound again (by another application) is simply re-labelled.
+const defaultKeyOwners = new WeakMap<object, ReadonlyMap<object, string>>();
+
+/**
+ * @internal Names the owner of `instance`'s default keys, per class declaring its cached
+ * methods (`owners`: declaring class → owner label). The explorer calls it when it binds the
+ * instance; until then (and for classes not in `owners`) the declaring class's name is used.
+ */
+export function bindDefaultKeyOwners(instance: object, owners: ReadonlyMap<object, string>): void {
+  const escaped = new Map<object, string>();
+  for (const [type, label] of owners) escaped.set(type, escapeKeyText(label));
+  defaultKeyOwners.set(instance, escaped);
+}
+
+function defaultKeyResolver(signature: MethodSignature): KeyResolver {
+  const fallback = escapeKeyText(signature.className);
+  const method = `:${escapeKeyText(signature.methodName)}`;
+  const declaring = signature.declaringClass;
+  return {
+    usesResult: false,
+    render: ({ instance, args }) => {
+      let key = (declaring && defaultKeyOwners.get(instance)?.get(declaring)) ?? fallback;
+      key += method;
+      for (let i = 0; i < args.length; i++) {
+        key += `:${renderTemplateValue(args[i], `argument ${i}`)}`;
+      }
+      return key;
+    },
+  };
 }
 
 function isKeySource(value: unknown): value is CacheKeySource {

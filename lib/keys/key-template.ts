@@ -6,6 +6,11 @@ import type { ParameterInfo } from './parameter-names';
 export interface MethodSignature {
   readonly className: string;
   readonly methodName: string;
+  /**
+   * The class that declares the method (`className` is its name). Default keys are qualified
+   * per provider through it (see `bindDefaultKeyOwners`).
+   */
+  readonly declaringClass?: object;
   /** Read from the method's source; `undefined` when it is unavailable. */
   readonly parameters: readonly ParameterInfo[] | undefined;
 }
@@ -41,8 +46,15 @@ export function renderTemplateValue(
 const NO_EXTRA: ReadonlySet<string> = new Set();
 
 function percentEncode(char: string): string {
+  // A lone surrogate has no UTF-8 form (Buffer writes U+FFFD for both halves): its code unit's
+  // own 3 bytes (CESU-8), which UTF-8 never produces, keep '\uD800' and '\uDC00' apart.
+  const unit = char.charCodeAt(0);
+  const bytes =
+    char.length === 1 && unit >= 0xd800 && unit <= 0xdfff
+      ? [0xe0 | (unit >> 12), 0x80 | ((unit >> 6) & 0x3f), 0x80 | (unit & 0x3f)]
+      : Buffer.from(char, 'utf8');
   let out = '';
-  for (const byte of Buffer.from(char, 'utf8')) {
+  for (const byte of bytes) {
     out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;

@@ -1,7 +1,10 @@
-import { Body, Controller, Get, Post } from '@nestjs/common';
+import { Body, Controller, Get, Post, UseInterceptors } from '@nestjs/common';
+import { CacheStatusInterceptor } from '../../lib';
 import { ModelsService } from './models.service';
 
+/** `X-Cache` on `GET /models/count` reports the service's cached count. */
 @Controller('models')
+@UseInterceptors(CacheStatusInterceptor)
 export class ModelsController {
   constructor(private readonly models: ModelsService) {}
 

@@ -1,26 +1,28 @@
 import { Injectable } from '@nestjs/common';
-import { CacheService } from '../../lib';
+import { CacheService, Cacheable } from '../../lib';
 
 /**
  * The webfluid seed's "model count": counting is expensive, so the count is cached for a
- * minute and dropped whenever a model is created.
+ * minute (`@Cacheable`) and dropped by hand, with `CacheService`, whenever a model is created.
  */
 @Injectable()
 export class ModelsService {
-  private readonly models: Array<{ id: number; name: string }> = [];
+  /** A few models to start from. */
+  private readonly models: Array<{ id: number; name: string }> = [
+    { id: 1, name: 'resnet' },
+    { id: 2, name: 'bert' },
+    { id: 3, name: 'whisper' },
+  ];
   /** How many times the (expensive) count really ran. */
   countQueries = 0;
 
   constructor(private readonly cache: CacheService) {}
 
+  /** Kept warm for a minute. */
+  @Cacheable('model:count', { ttl: 60 })
   async count(): Promise<number> {
-    const cached = await this.cache.get<number>('model:count');
-    if (cached !== undefined) return cached;
     this.countQueries++;
-    const total = this.models.length;
-    // Keep it warm for a minute.
-    await this.cache.set('model:count', total, 60);
-    return total;
+    return this.models.length;
   }
 
   async create(name: string): Promise<{ id: number; name: string }> {

@@ -6,6 +6,13 @@ import type { Product } from './product';
 const PRODUCT_TTL = 900; // 15 minutes
 const CATEGORY_TTL = 300; // 5 minutes
 
+/** What the catalog holds when the sample app starts, so the first `curl` shows something. */
+export const SEED: readonly Product[] = [
+  { productId: 'p1', name: 'Widget', price: 29.99, category: 'gadgets' },
+  { productId: 'p2', name: 'Lamp', price: 15, category: 'home' },
+  { productId: 'p3', name: 'Gizmo', price: 9.5, category: 'gadgets' },
+];
+
 /**
  * The PyFly seed's "Complete Example: Product Catalog Service", with declarative caching:
  * lookups are cached, writes refresh the product's entry (`@CachePut`) and drop the cached
@@ -14,8 +21,10 @@ const CATEGORY_TTL = 300; // 5 minutes
  */
 @Injectable()
 export class ProductsService {
-  /** Simulated database. */
-  private readonly db = new Map<string, Product>();
+  /** Simulated database, with a few products to start from. */
+  private readonly db = new Map<string, Product>(
+    SEED.map((product) => [product.productId, { ...product }]),
+  );
   /** How many times the "database" was read, so the cache's effect is visible. */
   dbReads = 0;
 

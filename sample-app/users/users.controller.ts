@@ -1,8 +1,24 @@
-import { Body, Controller, Delete, Get, Param, ParseIntPipe, Patch, Query } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Param,
+  ParseIntPipe,
+  Patch,
+  Query,
+  UseInterceptors,
+} from '@nestjs/common';
+import { CacheStatusInterceptor } from '../../lib';
 import { computeUserStats } from './users.queries';
 import { UsersService, type UserPayload } from './users.service';
 
+/**
+ * Caching lives in {@link UsersService} and in `computeUserStats`; the status interceptor
+ * reports it as `X-Cache: HIT | MISS` on the routes that made a cached call.
+ */
 @Controller('users')
+@UseInterceptors(CacheStatusInterceptor)
 export class UsersController {
   constructor(private readonly users: UsersService) {}
 

@@ -12,6 +12,7 @@ export class UsersRepository {
   private readonly rows = new Map<number, User>([
     [1, new User(1, 'Ada Lovelace', 'ada@example.com')],
     [2, new User(2, 'Alan Turing', 'alan@example.com')],
+    [3, new User(3, 'Grace Hopper', 'grace@example.com')],
   ]);
   /** How many times the "database" was read, so the cache's effect is visible. */
   reads = 0;

@@ -156,7 +156,7 @@ describe('dispatchers', () => {
     try {
       adapter.failDeletes = 1;
       await expect(app.get(CacheInvalidator).publish(User, { id: 42 })).resolves.toBeUndefined();
-      expect(logger.text).toMatch(/Cache invalidation for 'User' failed .*payloads:userId=42:/);
+      expect(logger.text).toMatch(/Cache invalidation for "User" failed .*payloads:userId=42:/);
     } finally {
       await app.close();
     }
@@ -180,7 +180,7 @@ describe('dispatchers', () => {
 
       adapter.holdDeletes.open();
       await invalidator.dispatcher<DeferredDispatcher>('deferred')!.drain();
-      expect(logger.text).toMatch(/Deferred cache invalidation for 'user.renamed' failed/);
+      expect(logger.text).toMatch(/Deferred cache invalidation for "user.renamed" failed/);
       expect(logger.text).toMatch(/injected failure: deleteByPrefix payloads:userId=1:/);
       // The failed job did not stop the queue.
       expect(await has(cache, 2, 'full')).toBe(false);
@@ -269,7 +269,7 @@ describe('dispatchers', () => {
     }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     await expect(app.init()).rejects.toThrow(
-      /Typo.get: the invalidation rule on 'x' uses dispatcher 'bulmq', which is not registered/,
+      /Typo.get: the invalidation rule on "x" uses dispatcher "bulmq", which is not registered/,
     );
     await app.close();
   });

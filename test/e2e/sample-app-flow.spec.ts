@@ -2,7 +2,8 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { CacheModule, CacheService, type CacheModuleOptions } from '../../lib';
 import { ProductsModule } from '../../sample-app/products/products.module';
-import { ProductsService } from '../../sample-app/products/products.service';
+import { AppModule } from '../../sample-app/app.module';
+import { ProductsService, SEED } from '../../sample-app/products/products.service';
 import { createHttpApp, PLATFORMS } from '../support/http-platforms';
 import { sharedRedisUrl, uniqueNamespace } from '../support/redis';
 
@@ -81,14 +82,31 @@ describe.each(combos)("sample app's product catalog (%s, %s)", (platform, _backe
     expect(products.dbReads).toBe(1);
   });
 
+  it('starts with a seeded catalog, served from the cache with X-Cache on every cached route', async () => {
+    const ids = (body: Array<{ productId: string }>) => body.map((p) => p.productId).sort();
+    for (const url of ['/products', '/products?category=gadgets', '/products/p1']) {
+      const first = await http().get(url).expect(200);
+      const second = await http().get(url).expect(200);
+      expect(second.body).toEqual(first.body);
+      expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    }
+    expect(ids((await http().get('/products').expect(200)).body)).toEqual(['p1', 'p2', 'p3']);
+    expect(ids((await http().get('/products?category=gadgets').expect(200)).body)).toEqual([
+      'p1',
+      'p3',
+    ]);
+    expect((await http().get('/products/p1').expect(200)).body).toEqual(SEED[0]);
+    expect(products.dbReads).toBe(3);
+  });
+
   it('caches lists and drops them on every write', async () => {
-    const widget = { productId: 'p1', name: 'Widget', price: 29.99, category: 'gadgets' };
-    const lamp = { productId: 'p2', name: 'Lamp', price: 15, category: 'home' };
+    const widget = { productId: 'p10', name: 'Widget', price: 29.99, category: 'tools' };
+    const lamp = { productId: 'p11', name: 'Lamp', price: 15, category: 'garden' };
     await http().post('/products').send(widget).expect(201);
     await http().post('/products').send(lamp).expect(201);
 
-    const first = await http().get('/products?category=gadgets').expect(200);
-    const second = await http().get('/products?category=gadgets').expect(200);
+    const first = await http().get('/products?category=tools').expect(200);
+    const second = await http().get('/products?category=tools').expect(200);
     expect(first.body).toEqual([widget]);
     expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
     await http().get('/products').expect(200);
@@ -97,12 +115,15 @@ describe.each(combos)("sample app's product catalog (%s, %s)", (platform, _backe
 
     // PUT moves the lamp to another category: both lists must forget it.
     await http()
-      .put('/products/p2')
-      .send({ name: 'Lamp', price: 15, category: 'gadgets' })
+      .put('/products/p11')
+      .send({ name: 'Lamp', price: 15, category: 'tools' })
       .expect(200);
-    const moved = await http().get('/products?category=gadgets').expect(200);
-    expect(moved.body.map((p: { productId: string }) => p.productId).sort()).toEqual(['p1', 'p2']);
-    expect((await http().get('/products?category=home').expect(200)).body).toEqual([]);
+    const moved = await http().get('/products?category=tools').expect(200);
+    expect(moved.body.map((p: { productId: string }) => p.productId).sort()).toEqual([
+      'p10',
+      'p11',
+    ]);
+    expect((await http().get('/products?category=garden').expect(200)).body).toEqual([]);
   });
 
   it('DELETE /products clears the catalog and the cache', async () => {
@@ -121,5 +142,49 @@ describe.each(combos)("sample app's product catalog (%s, %s)", (platform, _backe
   it('an update of a missing product is a 404 and caches nothing', async () => {
     await http().patch('/products/nope').send({ price: 1 }).expect(404);
     expect(await cache.has('product:nope')).toBe(false);
+  });
+});
+
+describe.each(PLATFORMS)('the sample app as `npm start` boots it (%s)', (platform) => {
+  let app: INestApplication;
+  const http = () => request(app.getHttpServer());
+
+  beforeEach(async () => {
+    app = await createHttpApp(platform, { imports: [AppModule] });
+  });
+
+  afterEach(() => app.close());
+
+  it('answers every cached route with seeded data and X-Cache: MISS, then HIT', async () => {
+    const cached = [
+      '/products',
+      '/products?category=home',
+      '/products/p2',
+      '/models/count',
+      '/users/1',
+      '/users/2?view=full',
+      '/users/3/stats',
+    ];
+    for (const url of cached) {
+      const first = await http().get(url).expect(200);
+      const second = await http().get(url).expect(200);
+      expect([url, first.headers['x-cache'], second.headers['x-cache']]).toEqual([
+        url,
+        'MISS',
+        'HIT',
+      ]);
+      expect(second.body).toEqual(first.body);
+      expect(JSON.stringify(first.body)).not.toMatch(/^\[\]$|^\{\}$/);
+    }
+    expect((await http().get('/models/count').expect(200)).body).toEqual({ count: 3 });
+    expect((await http().get('/users/3').expect(200)).body.name).toBe('Grace Hopper');
+  });
+
+  it('creating a model drops the cached count', async () => {
+    await http().get('/models/count').expect(200);
+    await http().post('/models').send({ name: 'llama' }).expect(201);
+    const after = await http().get('/models/count').expect(200);
+    expect(after.body).toEqual({ count: 4 });
+    expect(after.headers['x-cache']).toBe('MISS');
   });
 });

@@ -53,4 +53,53 @@ describe('sample app: users (KeyConstructor + invalidation on save)', () => {
       deleted: 2,
     });
   });
+
+  it('starts with three users, and GET /users/:id reports X-Cache', async () => {
+    const server = app.getHttpServer();
+    for (const [id, name] of [
+      [1, 'Ada Lovelace'],
+      [2, 'Alan Turing'],
+      [3, 'Grace Hopper'],
+    ] as const) {
+      const first = await request(server).get(`/users/${id}`).expect(200);
+      const second = await request(server).get(`/users/${id}`).expect(200);
+      expect(first.body.name).toBe(name);
+      expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+      expect(second.body.renderedAt).toBe(first.body.renderedAt);
+    }
+    await request(server).get('/users/4').expect(404);
+  });
+
+  it("replays the README's walk-through (Try it in the sample app)", async () => {
+    const server = app.getHttpServer();
+    const first = await request(server).get('/users/1').expect(200);
+    expect(first.headers['x-cache']).toBe('MISS');
+    expect(first.body).toMatchObject({ id: 1, name: 'Ada Lovelace', databaseReads: 1 });
+
+    const second = await request(server).get('/users/1').expect(200);
+    expect(second.headers['x-cache']).toBe('HIT');
+    expect(second.body.renderedAt).toBe(first.body.renderedAt);
+    expect(second.body.databaseReads).toBe(1);
+
+    await request(server)
+      .patch('/users/1')
+      .set('content-type', 'application/json')
+      .send('{"name":"Ada King"}')
+      .expect(200);
+    const fresh = await request(server).get('/users/1').expect(200);
+    expect(fresh.headers['x-cache']).toBe('MISS');
+    expect(fresh.body.name).toBe('Ada King');
+
+    const stats = await request(server).get('/users/1/stats').expect(200);
+    expect(stats.headers['x-cache']).toBe('MISS');
+    expect((await request(server).get('/users/1/stats').expect(200)).headers['x-cache']).toBe(
+      'HIT',
+    );
+    expect(stats.body).toMatchObject({ userId: 1, logins: 41 });
+
+    expect((await request(server).delete('/users/1/cache').expect(200)).body).toEqual({
+      deleted: 1,
+    });
+    expect((await request(server).get('/users/1').expect(200)).headers['x-cache']).toBe('MISS');
+  });
 });
