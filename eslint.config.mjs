@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 export default tseslint.config(
   {
     // Plain JavaScript build and test tooling (not part of the typed project).
-    ignores: ['dist/', 'coverage/', '**/node_modules/', '**/*.js', '**/*.mjs'],
+    ignores: ['dist/', 'coverage/', 'temp/', '**/node_modules/', '**/*.js', '**/*.mjs', '**/*.cjs'],
   },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

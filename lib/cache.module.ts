@@ -2,11 +2,11 @@ import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import type { DynamicModule, Provider } from '@nestjs/common';
 import { createCacheAdapter } from './adapters/create-adapter';
-import { CACHE_MODULE_OPTIONS, CACHE_USER_OPTIONS } from './cache.constants';
-import { resolveCacheOptions, type ResolvedCacheOptions } from './cache-options.resolver';
+import { CACHE_MODULE_OPTIONS, CACHE_USER_OPTIONS } from './config/cache.constants';
+import { resolveCacheOptions, type ResolvedCacheOptions } from './config/cache-options.resolver';
 import { CacheService } from './cache.service';
-import { CacheExplorer } from './cache.explorer';
-import { CacheMetadataAccessor } from './cache-metadata.accessor';
+import { CacheExplorer } from './discovery/cache.explorer';
+import { CacheMetadataAccessor } from './discovery/cache-metadata.accessor';
 import { CacheInvalidator } from './invalidation/cache-invalidator.service';
 import { CacheAdapter } from './interfaces/cache-adapter.interface';
 import type {
@@ -14,7 +14,7 @@ import type {
   CacheModuleOptions,
   CacheOptionsFactory,
 } from './interfaces/cache-module-options.interface';
-import { CacheConfigError } from './cache.errors';
+import { CacheConfigError } from './utils/cache.errors';
 
 /**
  * The cache module. Import it once (usually in `AppModule`) with {@link CacheModule.forRoot}

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from './cache.constants';
-import { CacheArgumentError, CacheKeyError } from './cache.errors';
-import { ttlProblem, type ResolvedCacheOptions } from './cache-options.resolver';
+import { CACHE_LOGGER_CONTEXT, CACHE_MODULE_OPTIONS } from './config/cache.constants';
+import { CacheArgumentError, CacheKeyError } from './utils/cache.errors';
+import { ttlProblem, type ResolvedCacheOptions } from './config/cache-options.resolver';
 import { MemoryCacheAdapter } from './adapters/memory.adapter';
 import { CacheAdapter } from './interfaces/cache-adapter.interface';
 import { describeError, quote } from './utils/describe-value';

@@ -1,7 +1,7 @@
 export * from './adapters';
 export { CacheModule } from './cache.module';
 export { CacheService, type WrapOptions } from './cache.service';
-export { CACHE_MODULE_OPTIONS } from './cache.constants';
+export { CACHE_MODULE_OPTIONS } from './config/cache.constants';
 export {
   CacheArgumentError,
   CacheConfigError,
@@ -9,13 +9,13 @@ export {
   CacheError,
   CacheKeyError,
   CacheSerializationError,
-} from './cache.errors';
-export type { ResolvedCacheOptions } from './cache-options.resolver';
+} from './utils/cache.errors';
+export type { ResolvedCacheOptions } from './config/cache-options.resolver';
 export * from './interfaces';
 export * from './invalidation';
 export * from './keys';
 export * from './decorators';
 export * from './interceptors';
-export { CacheMetadataAccessor } from './cache-metadata.accessor';
+export { CacheMetadataAccessor } from './discovery/cache-metadata.accessor';
 export type { WrapStatus } from './cache.service';
 export type { ParameterDefault, ParameterInfo } from './keys/parameter-names';

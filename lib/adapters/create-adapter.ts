@@ -1,4 +1,4 @@
-import type { ResolvedCacheOptions } from '../cache-options.resolver';
+import type { ResolvedCacheOptions } from '../config/cache-options.resolver';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import { FailoverCacheAdapter } from './failover.adapter';
 import { MemoryCacheAdapter } from './memory.adapter';

@@ -3,8 +3,12 @@ import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import type { CacheFailoverOptions } from '../interfaces/cache-module-options.interface';
 import { quote } from '../utils/describe-value';
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
-import { CircuitBreaker, type CircuitState, type CircuitStateChange } from './circuit-breaker';
-import { OutageJournal, type OutageJournalSnapshot } from './outage-journal';
+import {
+  CircuitBreaker,
+  type CircuitState,
+  type CircuitStateChange,
+} from '../tiers/circuit-breaker';
+import { OutageJournal, type OutageJournalSnapshot } from '../tiers/outage-journal';
 
 /**
  * The defaults of {@link CacheFailoverOptions}, used by `failover: true` and by a

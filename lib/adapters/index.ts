@@ -1,4 +1,4 @@
 export * from './memory.adapter';
 export * from './redis.adapter';
-export * from './circuit-breaker';
+export * from '../tiers/circuit-breaker';
 export * from './failover.adapter';

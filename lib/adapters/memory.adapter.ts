@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import { CacheArgumentError } from '../cache.errors';
-import { ttlProblem } from '../cache-options.resolver';
+import { CacheArgumentError } from '../utils/cache.errors';
+import { ttlProblem } from '../config/cache-options.resolver';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 
 /** Options of {@link MemoryCacheAdapter}. */

@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
-import { CacheArgumentError, CacheConnectionError } from '../cache.errors';
-import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
-import { assertNamespace, ttlProblem } from '../cache-options.resolver';
+import { CacheArgumentError, CacheConnectionError } from '../utils/cache.errors';
+import { CACHE_LOGGER_CONTEXT } from '../config/cache.constants';
+import { assertNamespace, ttlProblem } from '../config/cache-options.resolver';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import type { CacheRedisOptions } from '../interfaces/cache-module-options.interface';
 import { quote } from '../utils/describe-value';

@@ -1,5 +1,5 @@
-import { CacheArgumentError } from '../cache.errors';
-import type { CacheEvictOperation } from '../cache-operations';
+import { CacheArgumentError } from '../utils/cache.errors';
+import type { CacheEvictOperation } from '../runtime/cache-operations';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
 import type {
   CacheCondition,

@@ -1,6 +1,6 @@
 import { SetMetadata, type ExecutionContext } from '@nestjs/common';
-import { CACHE_KEY_METADATA } from '../cache.constants';
-import { CacheArgumentError } from '../cache.errors';
+import { CACHE_KEY_METADATA } from '../config/cache.constants';
+import { CacheArgumentError } from '../utils/cache.errors';
 
 /**
  * The key of a response cached by {@link CacheInterceptor}: a fixed string, or a function of

@@ -1,6 +1,6 @@
 import { SetMetadata, type ExecutionContext } from '@nestjs/common';
-import { CACHE_PER_USER_METADATA } from '../cache.constants';
-import { CacheArgumentError } from '../cache.errors';
+import { CACHE_PER_USER_METADATA } from '../config/cache.constants';
+import { CacheArgumentError } from '../utils/cache.errors';
 
 /**
  * Identifies the user of a request for {@link CachePerUser}; `undefined` (or `null`, `''`)

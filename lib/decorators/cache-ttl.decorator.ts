@@ -1,5 +1,5 @@
 import { SetMetadata, type ExecutionContext } from '@nestjs/common';
-import { CACHE_TTL_METADATA } from '../cache.constants';
+import { CACHE_TTL_METADATA } from '../config/cache.constants';
 import { checkTtl } from './decorator-options';
 
 /** Seconds, or a function of the execution context returning seconds. */

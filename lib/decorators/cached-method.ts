@@ -1,7 +1,11 @@
 import { isObservable } from 'rxjs';
-import { invokeCachedMethod, type CachedMethod, type CacheOperation } from '../cache-operations';
-import { CACHE_CLASS_METADATA, CACHE_OPERATIONS_METADATA } from '../cache.constants';
-import { CacheArgumentError } from '../cache.errors';
+import {
+  invokeCachedMethod,
+  type CachedMethod,
+  type CacheOperation,
+} from '../runtime/cache-operations';
+import { CACHE_CLASS_METADATA, CACHE_OPERATIONS_METADATA } from '../config/cache.constants';
+import { CacheArgumentError } from '../utils/cache.errors';
 import type {
   CacheableOptions,
   CacheEvictOptions,

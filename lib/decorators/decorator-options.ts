@@ -1,5 +1,5 @@
-import { CacheArgumentError } from '../cache.errors';
-import { ttlProblem } from '../cache-options.resolver';
+import { CacheArgumentError } from '../utils/cache.errors';
+import { ttlProblem } from '../config/cache-options.resolver';
 import { describeValue } from '../utils/describe-value';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
 

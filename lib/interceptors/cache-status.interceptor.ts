@@ -5,8 +5,8 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { tap, type Observable } from 'rxjs';
-import { CacheStatusRecorder, withCacheStatus } from '../cache-status';
-import { writeCacheStatus } from './http-response';
+import { CacheStatusRecorder, withCacheStatus } from '../runtime/cache-status';
+import { writeCacheStatus } from '../runtime/http-response';
 
 /**
  * Writes `X-Cache: HIT | MISS` from the cached calls a request made: `HIT` when every

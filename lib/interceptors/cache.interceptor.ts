@@ -9,8 +9,8 @@ import {
 import { HttpAdapterHost, Reflector, type AbstractHttpAdapter } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, map, of, tap, type Observable } from 'rxjs';
-import { CacheMetadataAccessor } from '../cache-metadata.accessor';
-import { CacheStatusRecorder, withCacheStatus } from '../cache-status';
+import { CacheMetadataAccessor } from '../discovery/cache-metadata.accessor';
+import { CacheStatusRecorder, withCacheStatus } from '../runtime/cache-status';
 import { CacheService, PEEK, WRAP_WITH_STATUS } from '../cache.service';
 import { escapeKeyText } from '../keys/key-constructor.encoding';
 import {
@@ -25,7 +25,7 @@ import {
   type RequestHeaders,
   type ResponseEntry,
 } from './http-cache-rules';
-import { writeCacheStatus } from './http-response';
+import { writeCacheStatus } from '../runtime/http-response';
 
 interface HttpRequestLike {
   method?: string;

@@ -6,7 +6,7 @@ import type {
 } from '@nestjs/common';
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { CacheAdapter } from './cache-adapter.interface';
-import type { CacheInvalidationOptions } from '../invalidation/interfaces/cache-invalidation-options.interface';
+import type { CacheInvalidationOptions } from './cache-invalidation-options.interface';
 
 /** Which built-in backend stores the entries. */
 export type CacheProvider = 'memory' | 'redis';

@@ -6,9 +6,9 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
-import { CACHE_MODULE_OPTIONS } from '../cache.constants';
-import { CacheConfigError, CacheKeyError } from '../cache.errors';
-import type { ResolvedCacheOptions } from '../cache-options.resolver';
+import { CACHE_MODULE_OPTIONS } from '../config/cache.constants';
+import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
+import type { ResolvedCacheOptions } from '../config/cache-options.resolver';
 import { CacheService } from '../cache.service';
 import { KeyConstructor, type KeyFieldValues, type KeyTarget } from '../keys/key-constructor';
 import { describeError, quote } from '../utils/describe-value';
@@ -22,13 +22,13 @@ import {
 import { DeferredDispatcher } from './dispatchers/deferred.dispatcher';
 import { InlineDispatcher, reason } from './dispatchers/inline.dispatcher';
 import { findEventEmitter, type EventEmitterLike } from './event-emitter.bridge';
-import type { CacheInvalidationOptions } from './interfaces/cache-invalidation-options.interface';
+import type { CacheInvalidationOptions } from '../interfaces/cache-invalidation-options.interface';
 import type {
   InvalidationDispatcher,
   InvalidationExecutor,
   InvalidationJob,
-} from './interfaces/invalidation-dispatcher.interface';
-import type { InvalidationEvent } from './interfaces/invalidation-rule.interface';
+} from '../interfaces/invalidation-dispatcher.interface';
+import type { InvalidationEvent } from '../interfaces/invalidation-rule.interface';
 import { describeEvent, type InvalidationRule } from './invalidation-rule';
 import {
   invalidationBindingsOf,

@@ -1,5 +1,5 @@
 import type { CacheService } from '../cache.service';
-import type { InvalidationEvent } from './interfaces/invalidation-rule.interface';
+import type { InvalidationEvent } from '../interfaces/invalidation-rule.interface';
 import type { InvalidationBinding } from './invalidation.registry';
 
 /**

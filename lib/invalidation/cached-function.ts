@@ -1,8 +1,8 @@
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
-import { CacheConfigError, CacheKeyError } from '../cache.errors';
-import { ttlProblem } from '../cache-options.resolver';
+import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
+import { ttlProblem } from '../config/cache-options.resolver';
 import { describeError, describeValue } from '../utils/describe-value';
-import { recordCacheStatus } from '../cache-status';
+import { recordCacheStatus } from '../runtime/cache-status';
 import { WRAP_WITH_STATUS, type CacheService, type WrapResult } from '../cache.service';
 import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
 import { parameterNames, withDefaults } from '../keys/key-resolver';

@@ -1,10 +1,10 @@
-import { CacheConfigError } from '../cache.errors';
+import { CacheConfigError } from '../utils/cache.errors';
 import type {
   FieldMapping,
   InvalidationDispatcherName,
   InvalidationEvent,
   InvalidationRuleOptions,
-} from './interfaces/invalidation-rule.interface';
+} from '../interfaces/invalidation-rule.interface';
 
 /**
  * Ties a cached function (or method) to a change event (Restflow's `InvalidationRule`). Attach

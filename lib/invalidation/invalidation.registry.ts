@@ -1,4 +1,4 @@
-import { CacheConfigError } from '../cache.errors';
+import { CacheConfigError } from '../utils/cache.errors';
 import { KeyConstructor, type KeyTarget } from '../keys/key-constructor';
 import { encodeKeyValue } from '../keys/key-constructor.encoding';
 import { describeEvent, type InvalidationRule } from './invalidation-rule';

@@ -1,9 +1,9 @@
 import type { InjectionToken, Provider } from '@nestjs/common';
-import { CacheConfigError } from '../cache.errors';
+import { CacheConfigError } from '../utils/cache.errors';
 import { describeError } from '../utils/describe-value';
 import { CacheLogger } from '../utils/rate-limited-logger';
 import { CacheInvalidator } from './cache-invalidator.service';
-import type { InvalidationEvent } from './interfaces/invalidation-rule.interface';
+import type { InvalidationEvent } from '../interfaces/invalidation-rule.interface';
 
 // Structural slices of TypeORM's types, so this file (and the published .d.ts) never needs the
 // optional `typeorm` package. The real EntitySubscriberInterface is assignable to these.

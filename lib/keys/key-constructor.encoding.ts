@@ -1,4 +1,4 @@
-import { CacheKeyError } from '../cache.errors';
+import { CacheKeyError } from '../utils/cache.errors';
 
 // Characters that carry meaning in a rendered key: ':' separates segments, '=' separates a
 // field's name from its value, '~' starts a non-text value, '%' starts an escape, and the

@@ -1,4 +1,4 @@
-import { CacheKeyError } from '../cache.errors';
+import { CacheKeyError } from '../utils/cache.errors';
 
 /**
  * A key field that takes its value from the cached function's arguments: a parameter by name

@@ -1,4 +1,4 @@
-import { CacheKeyError } from '../cache.errors';
+import { CacheKeyError } from '../utils/cache.errors';
 import { encodeKeyValue } from './key-constructor.encoding';
 import type { CacheKeySource } from '../interfaces/cache-key.interface';
 import type { ArgKeyField, KeyField } from './key-constructor.fields';

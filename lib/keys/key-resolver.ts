@@ -1,4 +1,4 @@
-import { CacheKeyError } from '../cache.errors';
+import { CacheKeyError } from '../utils/cache.errors';
 import type { CacheKeySpec, CacheKeySource } from '../interfaces/cache-key.interface';
 import { describeValue } from '../utils/describe-value';
 import { escapeKeyText } from './key-constructor.encoding';

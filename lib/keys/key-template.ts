@@ -1,4 +1,4 @@
-import { CacheKeyError } from '../cache.errors';
+import { CacheKeyError } from '../utils/cache.errors';
 import { encodeKeyValue, escapeKeyText } from './key-constructor.encoding';
 import type { ParameterInfo } from './parameter-names';
 

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { CACHE_LOGGER_CONTEXT } from '../cache.constants';
+import { CACHE_LOGGER_CONTEXT } from '../config/cache.constants';
 import { escapeLogLine } from './describe-value';
 import { redact } from './redact';
 

@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import { CacheSerializationError } from '../cache.errors';
+import { CacheSerializationError } from './cache.errors';
 import { describeError, quote } from './describe-value';
 
 /**

@@ -15,7 +15,7 @@ import {
   cacheResult,
   type CacheModuleOptions,
 } from '../../lib';
-import { MAX_TTL, resolveCacheOptions } from '../../lib/cache-options.resolver';
+import { MAX_TTL, resolveCacheOptions } from '../../lib/config/cache-options.resolver';
 import { compileKeyTemplate, type MethodSignature } from '../../lib/keys/key-template';
 
 // Issue 10, items 1 and 8: the namespace rule and the TTL bound, at every entry point that does

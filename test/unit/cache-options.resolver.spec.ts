@@ -1,5 +1,5 @@
 import { CacheConfigError } from '../../lib';
-import { resolveCacheOptions } from '../../lib/cache-options.resolver';
+import { resolveCacheOptions } from '../../lib/config/cache-options.resolver';
 
 describe('resolveCacheOptions', () => {
   it('applies the documented defaults', () => {

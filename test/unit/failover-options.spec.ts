@@ -1,5 +1,5 @@
 import { CacheConfigError, FAILOVER_DEFAULTS } from '../../lib';
-import { resolveCacheOptions } from '../../lib/cache-options.resolver';
+import { resolveCacheOptions } from '../../lib/config/cache-options.resolver';
 
 const redis = { provider: 'redis' as const, redis: { url: 'redis://127.0.0.1:6379' } };
 

@@ -1,4 +1,4 @@
-import { OutageJournal } from '../../lib/adapters/outage-journal';
+import { OutageJournal } from '../../lib/tiers/outage-journal';
 
 describe('OutageJournal', () => {
   it('covers recorded keys and keys under recorded prefixes', () => {

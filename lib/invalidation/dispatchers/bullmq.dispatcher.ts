@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Job, JobsOptions, Queue, Worker } from 'bullmq';
-import { CacheConfigError } from '../../cache.errors';
+import { CacheConfigError } from '../../utils/cache.errors';
 import { quote } from '../../utils/describe-value';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
 import { redactUrl, registerRedisSecrets } from '../../utils/redact';
@@ -8,7 +8,7 @@ import type {
   InvalidationDispatcher,
   InvalidationExecutor,
   InvalidationJob,
-} from '../interfaces/invalidation-dispatcher.interface';
+} from '../../interfaces/invalidation-dispatcher.interface';
 import { describeTargets, reason } from './inline.dispatcher';
 
 /**

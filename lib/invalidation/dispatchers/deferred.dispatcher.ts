@@ -1,11 +1,11 @@
-import { CacheConfigError } from '../../cache.errors';
+import { CacheConfigError } from '../../utils/cache.errors';
 import { quote } from '../../utils/describe-value';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
 import type {
   InvalidationDispatcher,
   InvalidationExecutor,
   InvalidationJob,
-} from '../interfaces/invalidation-dispatcher.interface';
+} from '../../interfaces/invalidation-dispatcher.interface';
 import { describeTargets, reason } from './inline.dispatcher';
 
 /**

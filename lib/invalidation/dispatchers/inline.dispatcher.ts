@@ -4,7 +4,7 @@ import type {
   InvalidationDispatcher,
   InvalidationExecutor,
   InvalidationJob,
-} from '../interfaces/invalidation-dispatcher.interface';
+} from '../../interfaces/invalidation-dispatcher.interface';
 
 /**
  * The default dispatcher (`'inline'`): runs the job before the publishing call resolves — before

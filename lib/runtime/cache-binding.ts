@@ -1,4 +1,4 @@
-import type { CacheService } from './cache.service';
+import type { CacheService } from '../cache.service';
 
 /**
  * Which application's {@link CacheService} serves each provider or controller instance. The

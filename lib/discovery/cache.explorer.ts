@@ -1,13 +1,18 @@
 import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, ModulesContainer } from '@nestjs/core';
-import { bindInstance, registerLateBinder, unbindInstance, type LateBinder } from './cache-binding';
+import {
+  bindInstance,
+  registerLateBinder,
+  unbindInstance,
+  type LateBinder,
+} from '../runtime/cache-binding';
 import { CacheMetadataAccessor } from './cache-metadata.accessor';
-import { CacheService } from './cache.service';
-import { wireRouteCacheStatus } from './decorators/route-cache-status';
-import { bindDefaultKeyOwners } from './keys/key-resolver';
+import { CacheService } from '../cache.service';
+import { wireRouteCacheStatus } from './route-cache-status';
+import { bindDefaultKeyOwners } from '../keys/key-resolver';
 import { rootModuleOf, type InstanceWrapper, type NestModule } from './nest-internals';
-import { describeError } from './utils/describe-value';
-import { CacheLogger } from './utils/rate-limited-logger';
+import { describeError } from '../utils/describe-value';
+import { CacheLogger } from '../utils/rate-limited-logger';
 
 /**
  * Binds every provider and controller instance whose class carries cache decorators to the

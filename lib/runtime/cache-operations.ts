@@ -2,7 +2,7 @@ import { AsyncResource } from 'node:async_hooks';
 import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
 import { boundCache } from './cache-binding';
 import { headerFor, recordCacheStatus } from './cache-status';
-import { isResponse, writeStatusHeader, type StatusResponse } from './interceptors/http-response';
+import { isResponse, writeStatusHeader, type StatusResponse } from './http-response';
 import {
   BACKEND_FAILURES,
   PEEK,
@@ -10,12 +10,12 @@ import {
   type CacheService,
   type WrapResult,
   type WrapStatus,
-} from './cache.service';
-import type { CacheCondition, CacheUnless } from './interfaces/cache-operation-options.interface';
-import type { KeyResolver, MethodCall } from './keys/key-resolver';
-import type { MethodSignature } from './keys/key-template';
-import { describeError, quote } from './utils/describe-value';
-import { CacheLogger, RateLimitedLogger } from './utils/rate-limited-logger';
+} from '../cache.service';
+import type { CacheCondition, CacheUnless } from '../interfaces/cache-operation-options.interface';
+import type { KeyResolver, MethodCall } from '../keys/key-resolver';
+import type { MethodSignature } from '../keys/key-template';
+import { describeError, quote } from '../utils/describe-value';
+import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 
 /** `@Cacheable`: answer from the cache, or run the method and store its result. */
 export interface CacheableOperation {

@@ -1,5 +1,5 @@
-import { escapeLogLine } from './utils/describe-value';
-import { redact } from './utils/redact';
+import { escapeLogLine } from './describe-value';
+import { redact } from './redact';
 
 /**
  * Base class of every error this module throws, so callers can catch them as one family.

@@ -2,7 +2,7 @@ import {
   CACHE_CLASS_METADATA,
   CACHE_OPERATIONS_METADATA,
   INJECTED_RESPONSE,
-} from '../cache.constants';
+} from '../config/cache.constants';
 import { CacheStatusInterceptor } from '../interceptors/cache-status.interceptor';
 import {
   INTERCEPTORS_METADATA,
@@ -11,9 +11,9 @@ import {
   RESPONSE_PASSTHROUGH_METADATA,
   ROUTE_ARGS_METADATA,
   RouteParamtypes,
-} from '../nest-internals';
-import { declaresResponse } from '../cache-metadata.accessor';
-import { cachedMethodOf, type CacheOperationMetadata } from './cached-method';
+} from './nest-internals';
+import { declaresResponse } from './cache-metadata.accessor';
+import { cachedMethodOf, type CacheOperationMetadata } from '../decorators/cached-method';
 
 interface RouteArgument {
   index: number;

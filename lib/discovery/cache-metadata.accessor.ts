@@ -7,11 +7,11 @@ import {
   CACHE_PER_USER_METADATA,
   CACHE_TTL_METADATA,
   INJECTED_RESPONSE,
-} from './cache.constants';
-import type { CacheKeyFactory } from './decorators/cache-key.decorator';
-import type { CachePerUserMetadata } from './decorators/cache-per-user.decorator';
-import type { CacheTtlFactory } from './decorators/cache-ttl.decorator';
-import type { CacheOperationMetadata } from './decorators/cached-method';
+} from '../config/cache.constants';
+import type { CacheKeyFactory } from '../decorators/cache-key.decorator';
+import type { CachePerUserMetadata } from '../decorators/cache-per-user.decorator';
+import type { CacheTtlFactory } from '../decorators/cache-ttl.decorator';
+import type { CacheOperationMetadata } from '../decorators/cached-method';
 import { ROUTE_ARGS_METADATA, RouteParamtypes, SSE_METADATA } from './nest-internals';
 
 /** What `@CacheKey`, `@CacheTTL` and `@CachePerUser` say for one route. */

@@ -1,14 +1,14 @@
-import { CacheConfigError } from './cache.errors';
-import type { CacheAdapter } from './interfaces/cache-adapter.interface';
-import type { CacheInvalidationOptions } from './invalidation/interfaces/cache-invalidation-options.interface';
-import { FAILOVER_DEFAULTS } from './adapters/failover.adapter';
+import { CacheConfigError } from '../utils/cache.errors';
+import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheInvalidationOptions } from '../interfaces/cache-invalidation-options.interface';
+import { FAILOVER_DEFAULTS } from '../adapters/failover.adapter';
 import type {
   CacheFailoverOptions,
   CacheModuleOptions,
   CacheProvider,
   CacheRedisOptions,
-} from './interfaces/cache-module-options.interface';
-import { redactUrl, registerRedisSecrets } from './utils/redact';
+} from '../interfaces/cache-module-options.interface';
+import { redactUrl, registerRedisSecrets } from '../utils/redact';
 
 /** The options after defaults, environment and user input are merged and validated. */
 export interface ResolvedCacheOptions {
