@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import type { DynamicModule, Provider } from '@nestjs/common';
-import { createCacheAdapter } from './adapters/create-adapter';
+import { createCacheAdapter } from './core/create-adapter';
+import { createCacheStack } from './core/create-stack';
+import { CacheStack } from './core/cache-stack';
 import { CACHE_MODULE_OPTIONS, CACHE_USER_OPTIONS } from './config/cache.constants';
 import { resolveCacheOptions, type ResolvedCacheOptions } from './config/cache-options.resolver';
 import { CacheService } from './cache.service';
@@ -67,6 +69,7 @@ export class CacheModule {
 
   private static readonly exported = [
     CacheService,
+    CacheStack,
     CacheAdapter,
     CACHE_MODULE_OPTIONS,
     CacheInvalidator,
@@ -83,6 +86,14 @@ export class CacheModule {
         provide: CacheAdapter,
         useFactory: (options: ResolvedCacheOptions) => createCacheAdapter(options),
         inject: [CACHE_MODULE_OPTIONS],
+      },
+      {
+        // The one core every entry point goes through, over whatever adapter the application
+        // ends up with (a user may override the CacheAdapter provider).
+        provide: CacheStack,
+        useFactory: (adapter: CacheAdapter, options: ResolvedCacheOptions) =>
+          createCacheStack(adapter, options),
+        inject: [CacheAdapter, CACHE_MODULE_OPTIONS],
       },
       CacheService,
       CacheInvalidator,

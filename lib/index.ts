@@ -1,7 +1,25 @@
-export * from './adapters';
+// The public API of nestjs-cachekit (DESIGN.md), named one by one: no `export *`, no internals.
+// A change here is a change of the surface; `npm run api` records it in
+// etc/nestjs-cachekit.api.md, which CI checks.
+
+// The module and its options
 export { CacheModule } from './cache.module';
-export { CacheService, type WrapOptions } from './cache.service';
 export { CACHE_MODULE_OPTIONS } from './config/cache.constants';
+export type {
+  CacheFailoverOptions,
+  CacheMemoryOptions,
+  CacheModuleAsyncOptions,
+  CacheModuleOptions,
+  CacheOptionsFactory,
+  CacheProvider,
+  CacheRedisOptions,
+} from './interfaces/cache-module-options.interface';
+export type { CacheInvalidationOptions } from './interfaces/cache-invalidation-options.interface';
+
+// The service
+export { CacheService, type WrapOptions, type WrapStatus } from './cache.service';
+
+// Errors
 export {
   CacheArgumentError,
   CacheConfigError,
@@ -10,12 +28,103 @@ export {
   CacheKeyError,
   CacheSerializationError,
 } from './utils/cache.errors';
-export type { ResolvedCacheOptions } from './config/cache-options.resolver';
-export * from './interfaces';
-export * from './invalidation';
-export * from './keys';
-export * from './decorators';
-export * from './interceptors';
-export { CacheMetadataAccessor } from './discovery/cache-metadata.accessor';
-export type { WrapStatus } from './cache.service';
-export type { ParameterDefault, ParameterInfo } from './keys/parameter-names';
+
+// Stores
+export { CacheAdapter, type SyncCacheView } from './interfaces/cache-adapter.interface';
+export { MemoryCacheAdapter, type MemoryCacheAdapterOptions } from './adapters/memory.adapter';
+export { RedisCacheAdapter, type RedisCacheAdapterOptions } from './adapters/redis.adapter';
+export {
+  FailoverCacheAdapter,
+  type FailoverCacheAdapterOptions,
+  type FailoverStats,
+} from './tiers/failover.adapter';
+export type { CircuitState, CircuitStateChange } from './tiers/circuit-breaker';
+
+// Declarative caching
+export { Cacheable } from './decorators/cacheable.decorator';
+export { CachePut } from './decorators/cache-put.decorator';
+export { CacheEvict } from './decorators/cache-evict.decorator';
+export type {
+  CacheCondition,
+  CacheEvictOptions,
+  CachePutOptions,
+  CacheUnless,
+  CacheableOptions,
+} from './interfaces/cache-operation-options.interface';
+export type {
+  CacheKeyFunction,
+  CacheKeySource,
+  CacheKeySpec,
+} from './interfaces/cache-key.interface';
+
+// HTTP response caching
+export { CacheInterceptor } from './interceptors/cache.interceptor';
+export { CacheStatusInterceptor } from './interceptors/cache-status.interceptor';
+export { CacheKey } from './decorators/cache-key.decorator';
+export { CacheTTL } from './decorators/cache-ttl.decorator';
+export { CachePerUser } from './decorators/cache-per-user.decorator';
+export type {
+  CacheKeyFactory,
+  CacheTtlFactory,
+  CacheUserIdentifier,
+} from './interfaces/cache-route.interface';
+
+// Keys
+export {
+  KeyConstructor,
+  type ArgFieldNames,
+  type KeyConstructorDefinition,
+  type KeyFieldValues,
+  type KeyTarget,
+} from './keys/key-constructor';
+export {
+  argField,
+  constField,
+  type ArgFieldOptions,
+  type ArgKeyField,
+  type ConstKeyField,
+  type KeyField,
+  type NamedArgFieldOptions,
+} from './keys/key-constructor.fields';
+
+// Cached functions and invalidation
+export {
+  cacheResult,
+  type CacheResultOptions,
+  type CachedFunction,
+} from './invalidation/cached-function';
+export { InvalidationRule } from './invalidation/invalidation-rule';
+export type {
+  FieldMapping,
+  InvalidationDispatcherName,
+  InvalidationEvent,
+  InvalidationRuleOptions,
+  PayloadField,
+} from './interfaces/invalidation-rule.interface';
+export type {
+  InvalidationDispatcher,
+  InvalidationDispatcherContext,
+  InvalidationExecutor,
+  InvalidationJob,
+} from './interfaces/invalidation-dispatcher.interface';
+export { InlineDispatcher } from './invalidation/dispatchers/inline.dispatcher';
+export {
+  DeferredDispatcher,
+  type DeferredDispatcherOptions,
+} from './invalidation/dispatchers/deferred.dispatcher';
+export {
+  BullMqDispatcher,
+  type BullMqDispatcherOptions,
+  type InvalidationJobRecord,
+} from './invalidation/dispatchers/bullmq.dispatcher';
+export { CacheInvalidator } from './invalidation/cache-invalidator.service';
+export {
+  TypeOrmInvalidationSubscriber,
+  attachTypeOrmInvalidation,
+  typeOrmInvalidationProvider,
+  type TypeOrmDataSourceLike,
+  type TypeOrmEntityEventLike,
+  type TypeOrmEntityMetadataLike,
+  type TypeOrmQueryRunnerLike,
+  type TypeOrmTransactionEventLike,
+} from './invalidation/typeorm-invalidation.subscriber';

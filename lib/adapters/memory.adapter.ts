@@ -1,7 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import { CacheArgumentError } from '../utils/cache.errors';
-import { ttlProblem } from '../config/cache-options.resolver';
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import { toStorable } from '../utils/serializable';
+import { MEMORY_DEFAULTS } from '../config/defaults';
+import { invalidTtlMessage, ttlProblem } from '../config/validators';
+import type { CacheAdapter, SyncCacheView } from '../interfaces/cache-adapter.interface';
 
 /** Options of {@link MemoryCacheAdapter}. */
 export interface MemoryCacheAdapterOptions {
@@ -22,7 +24,7 @@ function ttlOption(seconds: number): { ttl: number } {
   if (!option) {
     const problem = ttlProblem(seconds);
     if (problem) {
-      throw new CacheArgumentError(`Invalid ttl ${String(seconds)}: expected ${problem}.`);
+      throw new CacheArgumentError(invalidTtlMessage(seconds, problem));
     }
     // Above 0, at least 1 ms: a tiny fraction must not round to 0, which means "no expiry".
     option = { ttl: seconds > 0 ? Math.max(1, Math.round(seconds * 1000)) : 0 };
@@ -71,14 +73,14 @@ type Stored = NonNullable<unknown>;
  * const adapter = new MemoryCacheAdapter({ maxEntries: 50_000 });
  * ```
  */
-export class MemoryCacheAdapter implements CacheAdapter {
+export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
   private readonly store: LRUCache<string, Stored>;
   private readonly sweepMs: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryCacheAdapterOptions = {}) {
     this.store = new LRUCache<string, Stored>({
-      max: options.maxEntries ?? 10_000,
+      max: options.maxEntries ?? MEMORY_DEFAULTS.maxEntries,
       // Per-entry TTLs are set on each `set`; 0 here means "no default TTL".
       ttl: 0,
       allowStale: false,
@@ -86,7 +88,7 @@ export class MemoryCacheAdapter implements CacheAdapter {
       updateAgeOnHas: false,
       perf: clock,
     });
-    this.sweepMs = (options.sweepInterval ?? 60) * 1000;
+    this.sweepMs = (options.sweepInterval ?? MEMORY_DEFAULTS.sweepInterval) * 1000;
   }
 
   /** Number of entries currently held (expired ones not yet swept included). */
@@ -98,14 +100,28 @@ export class MemoryCacheAdapter implements CacheAdapter {
     return Promise.resolve(this.getSync<T>(key));
   }
 
-  /** Rejects with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds. */
+  /**
+   * Stores the JSON form of `value`, as the cache does (so memory returns what Redis returns).
+   * Rejects with `CacheSerializationError` for a value JSON cannot hold (the previous entry is
+   * kept) and with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds.
+   */
   set(key: string, value: unknown, ttl: number): Promise<void> {
     try {
-      this.setSync(key, value, ttl);
+      this.setSync(key, toStorable(value, key), ttl);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     return Promise.resolve();
+  }
+
+  /**
+   * Itself, read and written synchronously by the cache; `undefined` for a subclass that
+   * overrides `get` or `set`, whose overrides must then be called.
+   */
+  syncView(): SyncCacheView | undefined {
+    const proto = MemoryCacheAdapter.prototype;
+    // Compared by identity: an override on a subclass or on the instance (a test spy) opts out.
+    return this.get === proto.get && this.set === proto.set ? this : undefined;
   }
 
   /** {@link get} without the Promise: the value, or `undefined` on a miss. */
@@ -114,7 +130,10 @@ export class MemoryCacheAdapter implements CacheAdapter {
     return (value === NULL ? null : value) as T | undefined;
   }
 
-  /** {@link set} without the Promise; throws `CacheArgumentError` on an invalid `ttl`. */
+  /**
+   * {@link set} without the Promise and without the value check: `value` must already be in its
+   * stored form (the cache checked it). Throws `CacheArgumentError` on an invalid `ttl`.
+   */
   setSync(key: string, value: unknown, ttl: number): void {
     this.store.set(key, value === null || value === undefined ? NULL : value, ttlOption(ttl));
   }

@@ -2,13 +2,22 @@ import { Logger } from '@nestjs/common';
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
 import { CacheArgumentError, CacheConnectionError } from '../utils/cache.errors';
-import { CACHE_LOGGER_CONTEXT } from '../config/cache.constants';
-import { assertNamespace, ttlProblem } from '../config/cache-options.resolver';
+import { REDIS_DEFAULT_HOST, REDIS_DEFAULT_PORT, REDIS_FAIL_FAST } from '../config/defaults';
+import {
+  assertNamespace,
+  describeRedisNode,
+  describeRedisUrl,
+  invalidTtlMessage,
+  ttlProblem,
+} from '../config/validators';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import { STORED_WRITER, type StoredWrite } from '../interfaces/stored-write';
 import type { CacheRedisOptions } from '../interfaces/cache-module-options.interface';
 import { quote } from '../utils/describe-value';
-import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
+import { CACHE_LOGGER_CONTEXT, CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { redactUrl, registerRedisSecrets } from '../utils/redact';
+import { toStorable } from '../utils/serializable';
+import { asError } from '../utils/timeout';
 
 /** Options of {@link RedisCacheAdapter}. */
 export interface RedisCacheAdapterOptions {
@@ -22,24 +31,15 @@ export interface RedisCacheAdapterOptions {
   /** Throw {@link CacheConnectionError} from `onModuleInit` when Redis is unreachable. @default false */
   strict?: boolean;
   /**
-   * Set when a {@link FailoverCacheAdapter} wraps this adapter: the startup warning then says
-   * that the fallback serves, not that calls miss. @default false
+   * What serves cache calls while Redis cannot be reached, for the startup warning: the
+   * composer of this adapter knows (a failover says its fallback serves).
+   * @default 'cache calls miss and call through'
    */
-  behindFailover?: boolean;
+  whileUnreachable?: string;
 }
 
-// Fail fast: a cache call must never wait for a reconnect (ioredis defaults queue commands
-// while offline and retry each up to 20 times). See ioredis "Offline Queue" docs.
-const FAIL_FAST: RedisOptions = {
-  lazyConnect: true,
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  commandTimeout: 1000,
-  connectTimeout: 2000,
-  // ioredis keeps a timer this long after disconnect(); short, so shutdown is prompt.
-  disconnectTimeout: 200,
-  retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
-};
+// Fail fast: see REDIS_FAIL_FAST.
+const FAIL_FAST = REDIS_FAIL_FAST;
 
 const SCAN_COUNT = 1000;
 
@@ -66,7 +66,7 @@ export class RedisCacheAdapter implements CacheAdapter {
   private readonly owned: boolean;
   private readonly prefix: string;
   private readonly strict: boolean;
-  private readonly behindFailover: boolean;
+  private readonly whileUnreachable: string;
   private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
   private readonly target: string;
   private lastError: Error | undefined;
@@ -86,7 +86,7 @@ export class RedisCacheAdapter implements CacheAdapter {
     assertNamespace(namespace, 'namespace', 'RedisCacheAdapter');
     this.prefix = `${namespace}:`;
     this.strict = options.strict ?? false;
-    this.behindFailover = options.behindFailover ?? false;
+    this.whileUnreachable = options.whileUnreachable ?? 'cache calls miss and call through';
     if ('client' in redis) {
       this.client = redis.client;
       this.owned = false;
@@ -148,14 +148,40 @@ export class RedisCacheAdapter implements CacheAdapter {
   }
 
   /**
-   * Resolves once Redis acknowledged the write (with its reply, which callers ignore). Rejects
-   * with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds.
+   * Stores the JSON form of `value`; resolves once Redis acknowledged the write (with its reply,
+   * which callers ignore). Rejects with `CacheSerializationError` for a value JSON cannot hold
+   * (the previous entry is kept) and with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL`
+   * seconds.
    */
   set(key: string, value: unknown, ttl: number): Promise<void> {
+    let stored: unknown;
+    try {
+      stored = toStorable(value, key);
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+    return this.writeStored(key, stored, ttl);
+  }
+
+  /**
+   * The cache's own write: the value was checked by it already (see `STORED_WRITER`).
+   *
+   * @internal
+   */
+  [STORED_WRITER](): StoredWrite | undefined {
+    // Compared by identity: an override of `set` (a subclass, a test spy) must be called.
+    return this.set === RedisCacheAdapter.prototype.set ? this.storedWrite : undefined;
+  }
+
+  private readonly storedWrite: StoredWrite = (key, value, ttl) =>
+    this.writeStored(key, value, ttl);
+
+  /** {@link set} of a value already in its stored form. */
+  private writeStored(key: string, value: unknown, ttl: number): Promise<void> {
     let written: Promise<unknown>;
     try {
       const problem = ttlProblem(ttl);
-      if (problem) throw new CacheArgumentError(`Invalid ttl ${String(ttl)}: expected ${problem}.`);
+      if (problem) throw new CacheArgumentError(invalidTtlMessage(ttl, problem));
       const payload = JSON.stringify(value);
       const target = redisKey(this.prefix + key);
       // Above 0, at least 1 ms: a tiny fraction must not round to 0 (rejected by Redis).
@@ -228,11 +254,8 @@ export class RedisCacheAdapter implements CacheAdapter {
             `or drop strict: true to boot with a warning and call through while Redis is down.`,
         );
       }
-      const meanwhile = this.behindFailover
-        ? 'the in-memory fallback serves cache calls'
-        : 'cache calls miss and call through';
       new CacheLogger().warn(
-        `Cannot reach ${this.target} at startup (${reason}); ${meanwhile} ` +
+        `Cannot reach ${this.target} at startup (${reason}); ${this.whileUnreachable} ` +
           `until it answers. Reconnecting in the background.`,
       );
     }
@@ -361,7 +384,7 @@ function cesu8(text: string): Buffer {
   return bytes.subarray(0, at);
 }
 
-/** Escapes Redis glob metacharacters so a prefix matches only itself. */
+/** Escapes Redis glob metacharacters so a prefix matches only itself. @internal */
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
@@ -385,34 +408,17 @@ function isPresent(value: unknown): boolean {
   return value !== undefined;
 }
 
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
-
 function isWrongType(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('WRONGTYPE');
 }
 
 function describeNode(node: ClusterNode): string {
-  if (typeof node === 'object') return `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`;
   // host:port only: a node URL's userinfo is never shown, whatever characters it holds.
-  const text = String(node);
-  try {
-    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `redis://${text}`).host;
-  } catch {
-    return redactUrl(text);
-  }
+  return describeRedisNode(node);
 }
 
 function describeTarget(url: string | undefined, options: RedisOptions): string {
-  if (url) {
-    try {
-      const parsed = new URL(url);
-      return `Redis at ${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-    } catch {
-      return 'Redis';
-    }
-  }
+  if (url) return describeRedisUrl(url);
   if (options.sentinels) return `Redis sentinel group '${options.name ?? ''}'`;
-  return `Redis at ${options.host ?? '127.0.0.1'}:${options.port ?? 6379}`;
+  return `Redis at ${options.host ?? REDIS_DEFAULT_HOST}:${options.port ?? REDIS_DEFAULT_PORT}`;
 }

@@ -1,16 +1,29 @@
 import { CacheConfigError } from '../utils/cache.errors';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import type { CacheInvalidationOptions } from '../interfaces/cache-invalidation-options.interface';
-import { FAILOVER_DEFAULTS } from '../adapters/failover.adapter';
 import type {
   CacheFailoverOptions,
   CacheModuleOptions,
   CacheProvider,
   CacheRedisOptions,
 } from '../interfaces/cache-module-options.interface';
-import { redactUrl, registerRedisSecrets } from '../utils/redact';
+import { registerRedisSecrets } from '../utils/redact';
+import { FAILOVER_DEFAULTS, MEMORY_DEFAULTS, MODULE_DEFAULTS, REDIS_FAIL_FAST } from './defaults';
+import {
+  assertNamespace,
+  configTtl,
+  describeConfigValue as describe,
+  invalidOption as invalid,
+  nonNegativeProblem,
+  parseRedisUrl,
+  positiveIntegerProblem,
+  positiveProblem,
+} from './validators';
 
-/** The options after defaults, environment and user input are merged and validated. */
+/**
+ * The options after defaults, environment and user input are merged and validated.
+ * @internal
+ */
 export interface ResolvedCacheOptions {
   readonly enabled: boolean;
   readonly provider: CacheProvider;
@@ -25,18 +38,6 @@ export interface ResolvedCacheOptions {
   /** Dispatchers and event sources of invalidation rules (see `CacheInvalidationOptions`). */
   readonly invalidation: CacheInvalidationOptions;
 }
-
-const DEFAULTS = {
-  enabled: true,
-  provider: 'memory' as CacheProvider,
-  ttl: 300,
-  namespace: 'cache',
-  failover: false,
-  strict: false,
-  maxEntries: 10_000,
-  sweepInterval: 60,
-  redisUrl: 'redis://127.0.0.1:6379',
-};
 
 const KNOWN_OPTIONS = new Set<string>([
   'isGlobal',
@@ -83,7 +84,7 @@ export function resolveCacheOptions(
     'CACHE_ENABLED',
     'enabled',
     parseBoolean,
-    DEFAULTS.enabled,
+    MODULE_DEFAULTS.enabled,
   );
   if (typeof enabled !== 'boolean') throw invalid('enabled', enabled, 'a boolean');
 
@@ -93,7 +94,7 @@ export function resolveCacheOptions(
     'CACHE_PROVIDER',
     'provider',
     (s) => s,
-    DEFAULTS.provider,
+    MODULE_DEFAULTS.provider,
   );
   if (provider !== 'memory' && provider !== 'redis') {
     throw invalid(
@@ -103,8 +104,12 @@ export function resolveCacheOptions(
     );
   }
 
-  const ttl = pick(user.ttl, env, 'CACHE_TTL', 'ttl', parseNumber, DEFAULTS.ttl);
-  assertTtl(ttl, source('ttl', user.ttl, 'CACHE_TTL'));
+  // A numeric string is a TTL too (DESIGN), whether it came from CACHE_TTL or a config file,
+  // but only plain decimal digits: the variable is not trimmed or read by Number (see parseTtl).
+  const ttl = configTtl(
+    pick(user.ttl, env, 'CACHE_TTL', 'ttl', (raw) => raw, MODULE_DEFAULTS.ttl, false),
+    source('ttl', user.ttl, 'CACHE_TTL'),
+  );
 
   const namespace = pick(
     user.namespace,
@@ -112,12 +117,12 @@ export function resolveCacheOptions(
     'CACHE_NAMESPACE',
     'namespace',
     (s) => s,
-    DEFAULTS.namespace,
+    MODULE_DEFAULTS.namespace,
   );
   assertNamespace(namespace, source('namespace', user.namespace, 'CACHE_NAMESPACE'));
 
-  const failover = resolveFailover(user.failover ?? DEFAULTS.failover);
-  const strict = user.strict ?? DEFAULTS.strict;
+  const failover = resolveFailover(user.failover ?? MODULE_DEFAULTS.failover);
+  const strict = user.strict ?? MODULE_DEFAULTS.strict;
   if (typeof strict !== 'boolean') throw invalid('strict', strict, 'a boolean');
 
   const memory = resolveMemory(user.memory);
@@ -153,60 +158,35 @@ export function resolveCacheOptions(
 }
 
 /**
- * The longest TTL, in seconds, that every built-in backend stores exactly: its milliseconds stay
- * a safe integer, which Redis takes as `PX` and lru-cache compares without rounding (about
- * 285 000 years). A longer TTL is rejected rather than written as "never expires" by one
- * backend and refused by another.
+ * How long, in ms, one cache call of these options may wait for its backend: the Redis
+ * client's `commandTimeout` (the module's fail-fast 1000 ms unless set; also for memory, custom
+ * adapters and clients without one), or the failover guard's timeout when that is shorter.
+ * Queue-backed dispatchers bound a `publish` by it (`InvalidationDispatcherContext.timeout`).
+ * @internal
  */
-export const MAX_TTL = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
-
-const TTL_EXPECTED = `a number of seconds from 0 to ${MAX_TTL} (0 = never expires)`;
-
-/**
- * The one TTL check of every entry point (module option, `set`/`wrap`, decorators, adapters):
- * `undefined` when `ttl` is a number of seconds from 0 to {@link MAX_TTL}, else what a TTL must
- * be, for the caller's own error. Fractions are fine: a TTL above 0 is stored as at least 1 ms,
- * never as "no expiry".
- */
-export function ttlProblem(ttl: unknown): string | undefined {
-  // NaN fails both comparisons, Infinity the second.
-  return typeof ttl === 'number' && ttl >= 0 && ttl <= MAX_TTL ? undefined : TTL_EXPECTED;
-}
-
-/** Throws {@link CacheConfigError} naming `option` unless {@link ttlProblem} accepts `ttl`. */
-export function assertTtl(ttl: unknown, option: string): asserts ttl is number {
-  const problem = ttlProblem(ttl);
-  if (problem) throw invalid(option, ttl, problem);
-}
-
-// ':' separates the namespace from the key, so without it in a namespace the key `ns:` + key
-// names one namespace only: `a` and `a.b` can never reach each other's keys. Glob characters,
-// braces (cluster hash tags), whitespace and control characters are out for the same reason.
-const NAMESPACE = /^[A-Za-z0-9_.-]{1,128}$/;
-
-/**
- * Throws {@link CacheConfigError} naming `option` unless `namespace` is 1 to 128 letters,
- * digits, `_`, `-` or `.`: the rule that keeps two namespaces on one Redis from overlapping.
- * The module's `namespace` option and `new RedisCacheAdapter({ namespace })` both check it here.
- */
-export function assertNamespace(
-  namespace: unknown,
-  option: string,
-  owner = 'CacheModule',
-): asserts namespace is string {
-  if (typeof namespace === 'string' && NAMESPACE.test(namespace)) return;
-  const hint =
-    typeof namespace === 'string'
-      ? namespace
-          .replace(/[^A-Za-z0-9_.-]+/g, '.')
-          .slice(0, 128)
-          .replace(/^\.+|\.+$/g, '')
-      : '';
-  throw new CacheConfigError(
-    `Invalid ${owner} option "${option}": ${describe(namespace)} (expected 1 to 128 letters, ` +
-      `digits, '_', '-' or '.'; ':' separates the namespace from the key, so a namespace holding ` +
-      `it could overlap another). Use e.g. ${JSON.stringify(hint || 'cache')}.`,
-  );
+export function callTimeoutOf(options: ResolvedCacheOptions): number {
+  const fallback = REDIS_FAIL_FAST.commandTimeout as number;
+  let command: unknown;
+  if (options.provider === 'redis' && !options.adapter) {
+    const redis = options.redis as Record<string, unknown>;
+    if ('client' in redis) {
+      const client = redis.client as { options?: Record<string, unknown> } | undefined;
+      const clientOptions = client?.options;
+      command =
+        clientOptions?.commandTimeout ??
+        (clientOptions?.redisOptions as Record<string, unknown> | undefined)?.commandTimeout;
+    } else if ('cluster' in redis) {
+      const clusterOptions = redis.clusterOptions as Record<string, unknown> | undefined;
+      command = (clusterOptions?.redisOptions as Record<string, unknown> | undefined)
+        ?.commandTimeout;
+    } else {
+      command = redis.commandTimeout;
+    }
+  }
+  // 0 or unset means "no bound" to ioredis; the module's bound then applies to the hand-over.
+  const budget = typeof command === 'number' && command > 0 ? command : fallback;
+  const guard = options.failover ? options.failover.timeout * 1000 : 0;
+  return guard > 0 ? Math.min(budget, guard) : budget;
 }
 
 const FAILOVER_FIELDS = new Set(Object.keys(FAILOVER_DEFAULTS));
@@ -229,38 +209,40 @@ function resolveFailover(failover: unknown): ResolvedCacheOptions['failover'] {
     }
   }
   const given = failover as CacheFailoverOptions;
-  const failureThreshold = given.failureThreshold ?? FAILOVER_DEFAULTS.failureThreshold;
-  if (!Number.isInteger(failureThreshold) || failureThreshold < 1) {
-    throw invalid('failover.failureThreshold', failureThreshold, 'a whole number >= 1');
-  }
-  const cooldown = given.cooldown ?? FAILOVER_DEFAULTS.cooldown;
-  if (typeof cooldown !== 'number' || !Number.isFinite(cooldown) || cooldown <= 0) {
-    throw invalid('failover.cooldown', cooldown, 'a number of seconds > 0');
-  }
-  const timeout = given.timeout ?? FAILOVER_DEFAULTS.timeout;
-  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0) {
-    throw invalid('failover.timeout', timeout, 'a number of seconds >= 0 (0 = no timeout)');
-  }
-  const maxTrackedKeys = given.maxTrackedKeys ?? FAILOVER_DEFAULTS.maxTrackedKeys;
-  if (!Number.isInteger(maxTrackedKeys) || maxTrackedKeys < 1) {
-    throw invalid('failover.maxTrackedKeys', maxTrackedKeys, 'a whole number >= 1');
-  }
+  const failureThreshold = check(
+    'failover.failureThreshold',
+    given.failureThreshold ?? FAILOVER_DEFAULTS.failureThreshold,
+    positiveIntegerProblem,
+  );
+  const cooldown = check(
+    'failover.cooldown',
+    given.cooldown ?? FAILOVER_DEFAULTS.cooldown,
+    positiveProblem,
+  );
+  const timeout = check('failover.timeout', given.timeout ?? FAILOVER_DEFAULTS.timeout, (value) =>
+    nonNegativeProblem(value, 'seconds', 'no timeout'),
+  );
+  const maxTrackedKeys = check(
+    'failover.maxTrackedKeys',
+    given.maxTrackedKeys ?? FAILOVER_DEFAULTS.maxTrackedKeys,
+    positiveIntegerProblem,
+  );
   return { failureThreshold, cooldown, timeout, maxTrackedKeys };
 }
 
 function resolveMemory(memory: CacheModuleOptions['memory']): ResolvedCacheOptions['memory'] {
-  if (memory === undefined) {
-    return { maxEntries: DEFAULTS.maxEntries, sweepInterval: DEFAULTS.sweepInterval };
-  }
+  if (memory === undefined) return { ...MEMORY_DEFAULTS };
   if (memory === null || typeof memory !== 'object') throw invalid('memory', memory, 'an object');
-  const maxEntries = memory.maxEntries ?? DEFAULTS.maxEntries;
-  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
-    throw invalid('memory.maxEntries', maxEntries, 'a whole number >= 1');
-  }
-  const sweepInterval = memory.sweepInterval ?? DEFAULTS.sweepInterval;
-  if (typeof sweepInterval !== 'number' || !Number.isFinite(sweepInterval) || sweepInterval < 0) {
-    throw invalid('memory.sweepInterval', sweepInterval, 'a number of seconds >= 0 (0 = no sweep)');
-  }
+  const maxEntries = check(
+    'memory.maxEntries',
+    memory.maxEntries ?? MEMORY_DEFAULTS.maxEntries,
+    positiveIntegerProblem,
+  );
+  const sweepInterval = check(
+    'memory.sweepInterval',
+    memory.sweepInterval ?? MEMORY_DEFAULTS.sweepInterval,
+    (value) => nonNegativeProblem(value, 'seconds', 'no sweep'),
+  );
   return { maxEntries, sweepInterval };
 }
 
@@ -283,7 +265,8 @@ function resolveRedis(redis: CacheRedisOptions | undefined, env: Env): CacheRedi
     redis !== undefined &&
     ('host' in redis || 'port' in redis || 'sentinels' in redis || 'path' in redis);
   const url =
-    explicitUrl ?? (hasConnectionFields ? undefined : (env.CACHE_REDIS_URL ?? DEFAULTS.redisUrl));
+    explicitUrl ??
+    (hasConnectionFields ? undefined : (env.CACHE_REDIS_URL ?? MODULE_DEFAULTS.redisUrl));
   if (url !== undefined) {
     const option = explicitUrl !== undefined ? 'redis.url' : 'CACHE_REDIS_URL';
     assertRedisUrl(url, option);
@@ -294,32 +277,17 @@ function resolveRedis(redis: CacheRedisOptions | undefined, env: Env): CacheRedi
 
 function assertRedisUrl(url: unknown, option: string): void {
   if (typeof url !== 'string') throw invalid(option, url, 'a redis:// or rediss:// URL string');
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new CacheConfigError(
-      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} is not a valid URL ` +
-        `(expected redis://[user:password@]host[:port][/db] or rediss://...).`,
-    );
+  const parsed = parseRedisUrl(url);
+  if ('problem' in parsed) {
+    throw new CacheConfigError(`Invalid CacheModule option "${option}": ${parsed.problem}`);
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new CacheConfigError(
-      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} must use redis:// or rediss://.`,
-    );
-  }
-  if (!parsed.hostname) {
-    throw new CacheConfigError(
-      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} has no host.`,
-    );
-  }
-  const db = parsed.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d+$/.test(db)) {
-    throw new CacheConfigError(
-      `Invalid CacheModule option "${option}": ${JSON.stringify(redactUrl(url))} has database "${db}"; ` +
-        `the path must be a database number such as /0.`,
-    );
-  }
+}
+
+/** `value` when `problem(value)` finds nothing, else a {@link CacheConfigError} naming `option`. */
+function check<T>(option: string, value: T, problem: (value: unknown) => string | undefined): T {
+  const found = problem(value);
+  if (found) throw invalid(option, value, found);
+  return value;
 }
 
 /** Names where a value came from: the option, or the environment variable that supplied it. */
@@ -334,11 +302,13 @@ function pick<T>(
   option: string,
   parse: (raw: string, variable: string) => unknown,
   fallback: T,
+  trim = true,
 ): T {
   if (explicit !== undefined) return explicit;
   const raw = env[variable];
+  // Set but blank is unset, for every variable (`CACHE_TTL=` in a compose file).
   if (raw === undefined || raw.trim() === '') return fallback;
-  return parse(raw.trim(), variable) as T;
+  return parse(trim ? raw.trim() : raw, variable) as T;
 }
 
 function parseBoolean(raw: string, variable: string): boolean {
@@ -350,37 +320,12 @@ function parseBoolean(raw: string, variable: string): boolean {
   );
 }
 
-function parseNumber(raw: string, variable: string): number {
-  const value = Number(raw);
-  if (!Number.isFinite(value)) {
-    throw new CacheConfigError(
-      `Invalid environment variable ${variable}=${JSON.stringify(raw)}: expected a number of seconds.`,
-    );
-  }
-  return value;
-}
-
 function isAdapter(value: unknown): value is CacheAdapter {
   if (value === null || typeof value !== 'object') return false;
   const candidate = value as Record<string, unknown>;
   return ['get', 'set', 'delete', 'has', 'clear', 'deleteByPrefix'].every(
     (method) => typeof candidate[method] === 'function',
   );
-}
-
-function invalid(option: string, value: unknown, expected: string): CacheConfigError {
-  return new CacheConfigError(
-    `Invalid CacheModule option "${option}": ${describe(value)} (expected ${expected}).`,
-  );
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(redactUrl(value));
-  if (typeof value === 'bigint') return `${value}n`;
-  if (typeof value === 'function') return 'a function';
-  if (typeof value === 'object' && value !== null)
-    return Array.isArray(value) ? 'an array' : 'an object';
-  return String(value);
 }
 
 function resolveInvalidation(invalidation: unknown): CacheInvalidationOptions {

@@ -4,8 +4,8 @@ export const CACHE_MODULE_OPTIONS = 'CACHEKIT:MODULE_OPTIONS';
 /** Injection token of the options exactly as the user passed them (before resolution). */
 export const CACHE_USER_OPTIONS = 'CACHEKIT:USER_OPTIONS';
 
-/** Logger context used by every log line this module writes. */
-export const CACHE_LOGGER_CONTEXT = 'CacheModule';
+// The logger context is defined beside the logger (utils sit below config).
+export { CACHE_LOGGER_CONTEXT } from '../utils/rate-limited-logger';
 
 /** Metadata on a decorated method: its `@Cacheable` / `@CachePut` / `@CacheEvict` declarations. */
 export const CACHE_OPERATIONS_METADATA = 'CACHEKIT:OPERATIONS';

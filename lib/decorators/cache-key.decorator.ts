@@ -1,12 +1,10 @@
-import { SetMetadata, type ExecutionContext } from '@nestjs/common';
+import { SetMetadata } from '@nestjs/common';
 import { CACHE_KEY_METADATA } from '../config/cache.constants';
 import { CacheArgumentError } from '../utils/cache.errors';
 
-/**
- * The key of a response cached by {@link CacheInterceptor}: a fixed string, or a function of
- * the execution context returning the key (`undefined`: do not cache this request).
- */
-export type CacheKeyFactory = string | ((context: ExecutionContext) => string | undefined);
+import type { CacheKeyFactory } from '../interfaces/cache-route.interface';
+
+export type { CacheKeyFactory };
 
 /**
  * Sets the key under which {@link CacheInterceptor} caches a route's response, instead of the

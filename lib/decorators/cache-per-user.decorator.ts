@@ -1,20 +1,13 @@
-import { SetMetadata, type ExecutionContext } from '@nestjs/common';
+import { SetMetadata } from '@nestjs/common';
 import { CACHE_PER_USER_METADATA } from '../config/cache.constants';
 import { CacheArgumentError } from '../utils/cache.errors';
 
-/**
- * Identifies the user of a request for {@link CachePerUser}; `undefined` (or `null`, `''`)
- * means "no user known".
- */
-export type CacheUserIdentifier = (
-  context: ExecutionContext,
-) => string | number | null | undefined | PromiseLike<string | number | null | undefined>;
+import type {
+  CachePerUserMetadata,
+  CacheUserIdentifier,
+} from '../interfaces/cache-route.interface';
 
-/** What `@CachePerUser` records. */
-export interface CachePerUserMetadata {
-  /** The identifier given, if any. */
-  readonly identify?: CacheUserIdentifier;
-}
+export type { CachePerUserMetadata, CacheUserIdentifier };
 
 /**
  * Declares that a route's cached responses vary by user, so {@link CacheInterceptor} may cache

@@ -1,9 +1,10 @@
-import { SetMetadata, type ExecutionContext } from '@nestjs/common';
+import { SetMetadata } from '@nestjs/common';
 import { CACHE_TTL_METADATA } from '../config/cache.constants';
 import { checkTtl } from './decorator-options';
 
-/** Seconds, or a function of the execution context returning seconds. */
-export type CacheTtlFactory = number | ((context: ExecutionContext) => number | Promise<number>);
+import type { CacheTtlFactory } from '../interfaces/cache-route.interface';
+
+export type { CacheTtlFactory };
 
 /**
  * Time-to-live of responses cached by {@link CacheInterceptor}, in **seconds** (unlike

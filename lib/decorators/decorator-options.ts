@@ -1,5 +1,5 @@
 import { CacheArgumentError } from '../utils/cache.errors';
-import { ttlProblem } from '../config/cache-options.resolver';
+import { ttlProblem } from '../config/validators';
 import { describeValue } from '../utils/describe-value';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
 

@@ -8,6 +8,7 @@ import {
 } from '../runtime/cache-binding';
 import { CacheMetadataAccessor } from './cache-metadata.accessor';
 import { CacheService } from '../cache.service';
+import { CacheStack } from '../core/cache-stack';
 import { wireRouteCacheStatus } from './route-cache-status';
 import { bindDefaultKeyOwners } from '../keys/key-resolver';
 import { rootModuleOf, type InstanceWrapper, type NestModule } from './nest-internals';
@@ -43,7 +44,7 @@ export class CacheExplorer implements OnModuleInit, OnApplicationShutdown, LateB
 
   constructor(
     private readonly discovery: DiscoveryService,
-    private readonly cache: CacheService,
+    private readonly cache: CacheStack,
     private readonly accessor: CacheMetadataAccessor,
     private readonly modules: ModulesContainer,
   ) {
@@ -75,7 +76,7 @@ export class CacheExplorer implements OnModuleInit, OnApplicationShutdown, LateB
   }
 
   /** @internal Binds `instance` now if it belongs to this application. */
-  claim(instance: object): CacheService | undefined {
+  claim(instance: object): CacheStack | undefined {
     try {
       if (!this.accessor.hasCacheOperations(instance)) return undefined;
       const wrapper = this.wrappers().find((w) => !w.isAlias && w.instance === instance);
@@ -149,7 +150,7 @@ export class CacheExplorer implements OnModuleInit, OnApplicationShutdown, LateB
     if (this.ownHost === null) {
       this.ownHost = this.discovery
         .getProviders()
-        .find((w) => w.token === CacheService && w.instance === this.cache)?.host;
+        .find((w) => w.token === CacheStack && w.instance === this.cache)?.host;
     }
     return this.ownHost;
   }

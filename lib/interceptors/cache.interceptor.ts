@@ -9,9 +9,9 @@ import {
 import { HttpAdapterHost, Reflector, type AbstractHttpAdapter } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, map, of, tap, type Observable } from 'rxjs';
-import { CacheMetadataAccessor } from '../discovery/cache-metadata.accessor';
+import { RouteCacheMetadata } from './route-cache.metadata';
 import { CacheStatusRecorder, withCacheStatus } from '../runtime/cache-status';
-import { CacheService, PEEK, WRAP_WITH_STATUS } from '../cache.service';
+import { CacheStack } from '../core/cache-stack';
 import { escapeKeyText } from '../keys/key-constructor.encoding';
 import {
   headersSent,
@@ -26,6 +26,13 @@ import {
   type ResponseEntry,
 } from './http-cache-rules';
 import { writeCacheStatus } from '../runtime/http-response';
+import { ttlProblem } from '../config/validators';
+import { CacheArgumentError, CacheKeyError } from '../utils/cache.errors';
+import { describeError, describeValue, quote } from '../utils/describe-value';
+import { RateLimitedLogger } from '../utils/rate-limited-logger';
+
+/** Failures of routes' cache metadata, at most one line per route and kind every 10 s. */
+const routeLog = new RateLimitedLogger();
 
 interface HttpRequestLike {
   method?: string;
@@ -98,15 +105,17 @@ const routeEligibility = new WeakMap<object, WeakMap<object, boolean>>();
  */
 @Injectable()
 export class CacheInterceptor implements NestInterceptor {
-  /** Reads `@CacheKey`, `@CacheTTL`, `@CachePerUser` and the decorators' metadata. */
-  protected readonly metadata: CacheMetadataAccessor;
+  /** @internal Reads `@CacheKey`, `@CacheTTL`, `@CachePerUser` and the decorators' metadata. */
+  protected readonly metadata: RouteCacheMetadata;
 
+  /** @internal Nest builds the interceptor; the cache stack is not part of the public API. */
   constructor(
-    protected readonly cache: CacheService,
+    /** @internal The application's cache stack. */
+    protected readonly cache: CacheStack,
     protected readonly reflector: Reflector,
     @Optional() protected readonly httpAdapterHost?: HttpAdapterHost,
   ) {
-    this.metadata = new CacheMetadataAccessor(reflector);
+    this.metadata = new RouteCacheMetadata(reflector);
   }
 
   /** Answers a cacheable GET from the cache, or runs the handler and caches its response. */
@@ -122,7 +131,12 @@ export class CacheInterceptor implements NestInterceptor {
     ) {
       return passThrough(context, next);
     }
-    const key = this.keyFor(context);
+    let key: string | undefined | Promise<string | undefined>;
+    try {
+      key = this.keyFor(context);
+    } catch (error) {
+      return this.uncached(context, next, 'key', undefined, error);
+    }
     if (typeof key === 'string') {
       // A hit in the in-process store is answered here and now, with no Promise in between.
       const entry = this.peek(key, headersOf(context));
@@ -133,10 +147,10 @@ export class CacheInterceptor implements NestInterceptor {
 
   /** The in-process entry of `key` (or of its variant) for a request with `headers`. */
   private peek(key: string, headers: RequestHeaders): ResponseEntry | undefined {
-    const entry: unknown = this.cache[PEEK](key);
+    const entry: unknown = this.cache.peek(key);
     if (!isEntry(entry)) return undefined;
     if (varyMatches(entry, headers)) return entry;
-    const variant: unknown = this.cache[PEEK](variantKey(key, entry, headers));
+    const variant: unknown = this.cache.peek(variantKey(key, entry, headers));
     return isEntry(variant) && varyMatches(variant, headers) ? variant : undefined;
   }
 
@@ -145,10 +159,19 @@ export class CacheInterceptor implements NestInterceptor {
     next: CallHandler,
     pending: string | undefined | Promise<string | undefined>,
   ): Promise<Observable<unknown>> {
-    const key = await pending;
+    let key: string | undefined;
+    let ttl: number | undefined;
+    try {
+      key = await pending;
+    } catch (error) {
+      return this.uncached(context, next, 'key', undefined, error);
+    }
     if (key === undefined) return passThrough(context, next);
-
-    const ttl = await this.ttlFor(context);
+    try {
+      ttl = await this.ttlFor(context);
+    } catch (error) {
+      return this.uncached(context, next, 'TTL', key, error);
+    }
     const headers = headersOf(context);
     let answer = await this.lookup(context, next, key, ttl);
     if (answer.kind === 'cached' && !varyMatches(answer.entry, headers)) {
@@ -182,7 +205,7 @@ export class CacheInterceptor implements NestInterceptor {
     let owner = false;
     let handOver!: (answer: Answer) => void;
     const ran = new Promise<Answer>((resolve) => (handOver = resolve));
-    const loaded = this.cache[WRAP_WITH_STATUS]<Outcome>(
+    const loaded = this.cache.wrap<Outcome>(
       key,
       () => {
         owner = true;
@@ -308,10 +331,34 @@ export class CacheInterceptor implements NestInterceptor {
     );
   }
 
+  /**
+   * A route whose cache metadata fails (a `@CacheKey`, `@CacheTTL` or `@CachePerUser` function
+   * that throws, rejects or answers something unusable) is a programming error, not the
+   * client's: logged, and the request is served uncached rather than failed.
+   */
+  private uncached(
+    context: ExecutionContext,
+    next: CallHandler,
+    what: 'key' | 'TTL',
+    key: string | undefined,
+    error: unknown,
+  ): Observable<unknown> {
+    const route = `${context.getClass().name}.${context.getHandler().name}`;
+    routeLog.warn(
+      `interceptor:${what}:${route}`,
+      `CacheInterceptor: ${route} served uncached, its cache ${what} failed` +
+        `${key === undefined ? '' : ` for ${quote(key)}`}: ${describeError(error)}`,
+    );
+    return passThrough(context, next);
+  }
+
   /** The request's key; a Promise only when a `@CachePerUser` identify function is async. */
   private keyFor(context: ExecutionContext): string | undefined | Promise<string | undefined> {
-    const base = this.trackBy(context);
+    const base: unknown = this.trackBy(context);
     if (!base) return undefined;
+    if (typeof base !== 'string') {
+      throw new CacheKeyError(`the key is ${describeValue(base)}, expected a string`);
+    }
     const credentialed = this.hasCredentials(context);
     const perUser = this.metadata.getPerUser(context);
     if (!perUser) return credentialed ? undefined : base;
@@ -327,8 +374,14 @@ export class CacheInterceptor implements NestInterceptor {
   }
 
   private async ttlFor(context: ExecutionContext): Promise<number | undefined> {
-    const ttl = this.metadata.getCacheTtl(context);
-    return typeof ttl === 'function' ? await ttl(context) : ttl;
+    const declared = this.metadata.getCacheTtl(context);
+    const ttl: unknown = typeof declared === 'function' ? await declared(context) : declared;
+    if (ttl === undefined) return undefined;
+    const problem = ttlProblem(ttl);
+    if (problem) {
+      throw new CacheArgumentError(`the TTL is ${describeValue(ttl)}, expected ${problem}`);
+    }
+    return ttl as number;
   }
 }
 

@@ -38,10 +38,28 @@ export interface CacheAdapter {
    * {@link FailoverCacheAdapter} probes its primary with it (Redis: `PING`).
    */
   ping?(): Promise<unknown>;
+  /**
+   * Optional sync capability: a synchronous view of this adapter's entries, or `undefined`. An
+   * in-process store offers one so the cache reads and writes it without a Promise per call
+   * (the fast path of a hit); the view must agree with {@link get} and {@link set}, so an
+   * adapter whose `get`/`set` do more than the view (a subclass overriding them) returns
+   * `undefined` and is called through `get`/`set`.
+   */
+  syncView?(): SyncCacheView | undefined;
   /** Optional start hook (connect, start timers). Called by Nest. */
   onModuleInit?(): Promise<void> | void;
   /** Optional stop hook (close connections, stop timers). Called by Nest. */
   onApplicationShutdown?(signal?: string): Promise<void> | void;
+}
+
+/**
+ * The synchronous view of an in-process {@link CacheAdapter} (see {@link CacheAdapter.syncView}).
+ */
+export interface SyncCacheView {
+  /** {@link CacheAdapter.get} without the Promise. */
+  getSync<T = unknown>(key: string): T | undefined;
+  /** {@link CacheAdapter.set} without the Promise; throws where `set` would reject. */
+  setSync(key: string, value: unknown, ttl: number): void;
 }
 
 /**

@@ -109,11 +109,12 @@ export interface CacheModuleOptions {
    */
   provider?: CacheProvider;
   /**
-   * Default time-to-live in **seconds** (fractions allowed); `0` never expires.
+   * Default time-to-live in **seconds** (fractions allowed); `0` never expires. A numeric
+   * string (`'60'`, as a config file or `ConfigService` gives it) is read as its number.
    * Environment: `CACHE_TTL`.
    * @default 300
    */
-  ttl?: number;
+  ttl?: number | `${number}`;
   /**
    * Prefix of every key this application writes (`namespace:key` in Redis); `clear()`
    * touches only this namespace. Environment: `CACHE_NAMESPACE`.

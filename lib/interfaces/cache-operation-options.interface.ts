@@ -1,5 +1,5 @@
 import type { CacheKeySpec, CacheKeyFunction } from './cache-key.interface';
-import type { InvalidationRule } from '../invalidation/invalidation-rule';
+import type { InvalidationRuleOptions } from './invalidation-rule.interface';
 
 /**
  * Decides from the method's arguments whether a decorator applies to this call (called with
@@ -52,7 +52,9 @@ export interface CacheableOptions {
    * @Cacheable({ key: UserPayloadKey, invalidateOn: [InvalidationRule({ event: User, fieldMapping: { userId: 'id' } })] })
    * ```
    */
-  invalidateOn?: readonly InvalidationRule[];
+  // The shape of what `InvalidationRule(...)` returns, spelled with interface types so this
+  // layer does not import from invalidation/.
+  invalidateOn?: readonly Readonly<Required<InvalidationRuleOptions>>[];
 }
 
 /** Options of `@CachePut`. `{result}` / `{result.path}` may be used in the key template. */

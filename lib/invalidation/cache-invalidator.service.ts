@@ -8,19 +8,14 @@ import {
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
 import { CACHE_MODULE_OPTIONS } from '../config/cache.constants';
 import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
-import type { ResolvedCacheOptions } from '../config/cache-options.resolver';
-import { CacheService } from '../cache.service';
+import { callTimeoutOf, type ResolvedCacheOptions } from '../config/cache-options.resolver';
+import { CacheStack } from '../core/cache-stack';
 import { KeyConstructor, type KeyFieldValues, type KeyTarget } from '../keys/key-constructor';
 import { describeError, quote } from '../utils/describe-value';
 import { RateLimitedLogger } from '../utils/rate-limited-logger';
-import {
-  cachedFunctionBindings,
-  hostStarted,
-  hostStopped,
-  type InvalidationHost,
-} from './cached-function.registry';
+import { cachedFunctionBindings, hostStarted, hostStopped } from './cached-function.registry';
 import { DeferredDispatcher } from './dispatchers/deferred.dispatcher';
-import { InlineDispatcher, reason } from './dispatchers/inline.dispatcher';
+import { InlineDispatcher } from './dispatchers/inline.dispatcher';
 import { findEventEmitter, type EventEmitterLike } from './event-emitter.bridge';
 import type { CacheInvalidationOptions } from '../interfaces/cache-invalidation-options.interface';
 import type {
@@ -51,7 +46,7 @@ type Listener = (...args: unknown[]) => Promise<void>;
  * it) and TypeORM entity changes ({@link attachTypeOrmInvalidation}). Each rule's work goes to
  * its dispatcher (`'inline'` by default).
  *
- * Deletes go through `CacheService`, so a load in flight for an invalidated key is not written
+ * Deletes go through the cache stack, so a load in flight for an invalidated key is not written
  * back when it completes.
  *
  * @example
@@ -67,8 +62,9 @@ type Listener = (...args: unknown[]) => Promise<void>;
  * ```
  */
 @Injectable()
+// An InvalidationHost (cached-function.registry) by shape: that interface is internal.
 export class CacheInvalidator
-  implements InvalidationHost, OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
 {
   private readonly log = new RateLimitedLogger();
   private readonly dispatchers = new Map<string, InvalidationDispatcher>();
@@ -79,9 +75,10 @@ export class CacheInvalidator
   private initialised = false;
   private stopping = false;
 
+  /** @internal Nest builds the invalidator from the module's internals. */
   constructor(
-    /** The cache this application's invalidations delete from. */
-    readonly cache: CacheService,
+    /** @internal The cache stack this application's invalidations delete from. */
+    readonly stack: CacheStack,
     private readonly discovery: DiscoveryService,
     private readonly moduleRef: ModuleRef,
     @Inject(CACHE_MODULE_OPTIONS) private readonly options: ResolvedCacheOptions,
@@ -143,7 +140,7 @@ export class CacheInvalidator
     }
     await Promise.all(
       [...groups].map(([name, group]) =>
-        this.dispatch(name, collapse(label, group.keys, group.prefixes)),
+        this.dispatch(name, collapse(label, this.options.namespace, group.keys, group.prefixes)),
       ),
     );
   }
@@ -164,7 +161,7 @@ export class CacheInvalidator
     if (!(key instanceof KeyConstructor)) {
       throw new CacheKeyError('wipePartition needs a KeyConstructor.');
     }
-    return this.cache.deleteByPrefix(key.partition(values));
+    return this.stack.deleteByPrefix(key.partition(values));
   }
 
   /**
@@ -232,7 +229,10 @@ export class CacheInvalidator
       try {
         await dispatcher.close?.();
       } catch (error) {
-        this.log.error('close', `Closing an invalidation dispatcher failed: ${reason(error)}`);
+        this.log.error(
+          'close',
+          `Closing an invalidation dispatcher failed: ${describeError(error)}`,
+        );
       }
     }
   }
@@ -243,7 +243,16 @@ export class CacheInvalidator
   }
 
   private readonly execute: InvalidationExecutor = async (job: InvalidationJob) => {
-    await this.cache.invalidate({ keys: job.keys, prefixes: job.prefixes });
+    // A job names keys relative to the namespace it was made for: applied here, it would leave
+    // that namespace stale and drop this one's entries (a queue shared by two applications).
+    if (job.namespace !== undefined && job.namespace !== this.options.namespace) {
+      throw new CacheConfigError(
+        `The invalidation job for ${quote(job.event)} belongs to the cache namespace ` +
+          `${quote(job.namespace)}, not to this application's (${quote(this.options.namespace)}); ` +
+          `not applied. Give each application its own queue.`,
+      );
+    }
+    await this.stack.invalidate({ keys: job.keys, prefixes: job.prefixes });
   };
 
   private get invalidationOptions(): CacheInvalidationOptions {
@@ -267,7 +276,7 @@ export class CacheInvalidator
     } catch (error) {
       this.log.error(
         `dispatch:${name}`,
-        `Invalidation dispatcher ${quote(name)} failed to take ${quote(job.event)}: ${reason(error)}`,
+        `Invalidation dispatcher ${quote(name)} failed to take ${quote(job.event)}: ${describeError(error)}`,
       );
     }
   }
@@ -275,7 +284,10 @@ export class CacheInvalidator
   private async start(dispatcher: InvalidationDispatcher): Promise<void> {
     if (this.started.has(dispatcher)) return;
     this.started.add(dispatcher);
-    await dispatcher.start?.(this.execute);
+    await dispatcher.start?.(this.execute, {
+      namespace: this.options.namespace,
+      timeout: callTimeoutOf(this.options),
+    });
   }
 
   private subscriptionsFor(event: InvalidationEvent): Subscription[] {
@@ -322,7 +334,12 @@ export class CacheInvalidator
 }
 
 /** One job per dispatcher; keys and prefixes already covered by a shorter prefix are dropped. */
-function collapse(event: string, keys: Set<string>, prefixes: Set<string>): InvalidationJob {
+function collapse(
+  event: string,
+  namespace: string,
+  keys: Set<string>,
+  prefixes: Set<string>,
+): InvalidationJob {
   const sorted = [...prefixes].sort((a, b) => a.length - b.length);
   const kept: string[] = [];
   for (const prefix of sorted) {
@@ -332,6 +349,7 @@ function collapse(event: string, keys: Set<string>, prefixes: Set<string>): Inva
     event,
     keys: [...keys].filter((key) => !kept.some((prefix) => key.startsWith(prefix))),
     prefixes: kept,
+    namespace,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { CacheService } from '../cache.service';
+import type { CacheStack } from '../core/cache-stack';
 import type { InvalidationEvent } from '../interfaces/invalidation-rule.interface';
 import type { InvalidationBinding } from './invalidation.registry';
 
@@ -12,7 +12,8 @@ import type { InvalidationBinding } from './invalidation.registry';
  * ```
  */
 export interface InvalidationHost {
-  readonly cache: CacheService;
+  /** @internal The application's cache stack. */
+  readonly stack: CacheStack;
   /** Makes sure the host hears `event` from every source it bridges (idempotent). */
   listen(event: InvalidationEvent): void;
 }

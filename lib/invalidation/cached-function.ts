@@ -1,9 +1,10 @@
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
-import { ttlProblem } from '../config/cache-options.resolver';
-import { describeError, describeValue } from '../utils/describe-value';
+import { ttlProblem } from '../config/validators';
+import { describeError, describeValue, quote } from '../utils/describe-value';
+import { isThenable } from '../utils/thenable';
 import { recordCacheStatus } from '../runtime/cache-status';
-import { WRAP_WITH_STATUS, type CacheService, type WrapResult } from '../cache.service';
+import type { CacheStack, WrapResult } from '../core/cache-stack';
 import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
 import { parameterNames, withDefaults } from '../keys/key-resolver';
 import type { MethodSignature } from '../keys/key-template';
@@ -15,6 +16,7 @@ import {
   type CachedFunctionState,
   type InvalidationHost,
 } from './cached-function.registry';
+import type { CacheInvalidator } from './cache-invalidator.service';
 import type { InvalidationRule } from './invalidation-rule';
 import { createInvalidationBinding } from './invalidation.registry';
 
@@ -77,7 +79,7 @@ export interface CachedFunction<A extends unknown[], R> {
    * Binds this function to one application's cache and invalidation rules (see
    * {@link CacheInvalidator}); `undefined` goes back to the default application.
    */
-  attach(host: InvalidationHost | undefined): this;
+  attach(host: CacheInvalidator | undefined): this;
 }
 
 /**
@@ -161,8 +163,8 @@ export function cacheResult<A extends unknown[], R>(
     }
     return rendered;
   };
-  const cacheOrWarn = (): CacheService | undefined => {
-    const cache = hostOf(state)?.cache;
+  const cacheOrWarn = (): CacheStack | undefined => {
+    const cache = hostOf(state)?.stack;
     if (!cache && !warned) {
       warned = true;
       new CacheLogger().warn(
@@ -189,10 +191,12 @@ export function cacheResult<A extends unknown[], R>(
       return run(this, args);
     }
     // Reported like a @Cacheable call, so X-Cache reflects it (CacheStatusInterceptor, ...).
-    return cache[WRAP_WITH_STATUS]<Awaited<R>>(key, () => run(this, args), {
-      ttl: options.ttl,
-      unless: options.unless,
-    }).then<Awaited<R>>(reported);
+    return cache
+      .wrap<Awaited<R>>(key, () => run(this, args), {
+        ttl: options.ttl,
+        unless: options.unless,
+      })
+      .then<Awaited<R>>(reported);
   } as CachedFunction<A, R>;
 
   Object.defineProperty(wrapper, 'name', { value: name });
@@ -217,16 +221,21 @@ export function cacheResult<A extends unknown[], R>(
       value: async function (this: unknown, ...args: A): Promise<Awaited<R>> {
         const cache = cacheOrWarn();
         const value = await run(this, args);
-        if (cache && value !== undefined && !options.unless?.(value)) {
-          try {
-            await cache.set(keyFor(args), value, options.ttl);
-          } catch (error) {
-            // As a call's write: a result that cannot be cached is logged, and still returned.
-            keyLog.warn(
-              `cacheResult:${name}`,
-              `cacheResult(${name}): its result was not stored: ${describeError(error)}`,
-            );
-          }
+        if (!cache || value === undefined || vetoed(keyLog, name, options.unless, value))
+          return value;
+        let key: string | undefined;
+        try {
+          key = keyFor(args);
+          await cache.set(key, value, options.ttl);
+        } catch (error) {
+          // As a call's write: a result that cannot be cached is logged, and still returned;
+          // the old entry no longer describes the data, so it goes (as @CachePut does).
+          keyLog.warn(
+            `cacheResult:${name}`,
+            `cacheResult(${name}): its result was not stored` +
+              `${key === undefined ? '' : `, entry ${quote(key)} deleted`}: ${describeError(error)}`,
+          );
+          if (key !== undefined) await cache.delete(key).catch(() => undefined);
         }
         return value;
       },
@@ -240,6 +249,37 @@ export function cacheResult<A extends unknown[], R>(
   });
   registerCachedFunction(state);
   return wrapper;
+}
+
+/**
+ * Whether `unless` keeps `value` out of the cache: when it says so, throws, or returns a
+ * Promise (it must be synchronous; the Promise's rejection is absorbed), the last two logged.
+ */
+function vetoed<T>(
+  keyLog: RateLimitedLogger,
+  name: string,
+  unless: ((value: T) => boolean) | undefined,
+  value: T,
+): boolean {
+  if (!unless) return false;
+  let verdict: unknown;
+  try {
+    verdict = unless(value);
+  } catch (error) {
+    keyLog.warn(
+      `cacheResult:${name}`,
+      `cacheResult(${name}): its unless threw (${describeError(error)}); not stored`,
+    );
+    return true;
+  }
+  if (isThenable(verdict)) {
+    keyLog.warn(
+      `cacheResult:${name}`,
+      `cacheResult(${name}): its unless returned a Promise (it must be synchronous); not stored`,
+    );
+    return true;
+  }
+  return Boolean(verdict);
 }
 
 /** Tells the request being handled, if any, how a cached call was answered. */

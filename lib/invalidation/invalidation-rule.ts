@@ -1,4 +1,5 @@
 import { CacheConfigError } from '../utils/cache.errors';
+import { describeValue } from '../utils/describe-value';
 import type {
   FieldMapping,
   InvalidationDispatcherName,
@@ -47,7 +48,7 @@ export function InvalidationRule<P = unknown>(
     typeof event !== 'function'
   ) {
     throw new CacheConfigError(
-      `InvalidationRule: "event" must be an event name or an entity class, got ${describe(event)}.`,
+      `InvalidationRule: "event" must be an event name or an entity class, got ${describeValue(event)}.`,
     );
   }
   if (fieldMapping === null || typeof fieldMapping !== 'object' || Array.isArray(fieldMapping)) {
@@ -59,7 +60,7 @@ export function InvalidationRule<P = unknown>(
     if (!(typeof source === 'string' && source.length > 0) && typeof source !== 'function') {
       throw new CacheConfigError(
         `InvalidationRule(${describeEvent(event)}): fieldMapping.${field} must be a payload path ` +
-          `such as 'id' or a function of the payload, got ${describe(source)}.`,
+          `such as 'id' or a function of the payload, got ${describeValue(source)}.`,
       );
     }
   }
@@ -80,10 +81,4 @@ export function describeEvent(event: InvalidationEvent): string {
   if (typeof event === 'string') return event;
   if (typeof event === 'symbol') return event.toString();
   return event.name || 'anonymous entity';
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value);
-  return typeof value;
 }

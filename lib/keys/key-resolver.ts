@@ -62,7 +62,7 @@ export function createKeyResolver(
   }
   throw new CacheKeyError(
     `The key of ${where} must be a template string, a function or a key source (such as a ` +
-      `KeyConstructor); got ${describe(key)}.`,
+      `KeyConstructor); got ${describeValue(key)}.`,
   );
 }
 
@@ -109,16 +109,10 @@ function isKeySource(value: unknown): value is CacheKeySource {
 function checked(key: unknown, where: string): string {
   if (typeof key !== 'string' || key.length === 0) {
     throw new CacheKeyError(
-      `The key of ${where} came out as ${key === '' ? 'an empty string' : describe(key)}; it must be a non-empty string.`,
+      `The key of ${where} came out as ${key === '' ? 'an empty string' : describeValue(key)}; it must be a non-empty string.`,
     );
   }
   return key;
-}
-
-function describe(value: unknown): string {
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object' && value !== null) return 'an object';
-  return describeValue(value);
 }
 
 /** Parameter names by position, `''` for destructured ones (the `KeyConstructor` convention). */

@@ -1,29 +1,29 @@
-import type { CacheService } from '../cache.service';
+import type { CacheStack } from '../core/cache-stack';
 
 /**
- * Which application's {@link CacheService} serves each provider or controller instance. The
+ * Which application's cache stack serves each provider or controller instance. The
  * explorer of every application binds the instances it owns at bootstrap; a decorated method
  * reads the binding of `this` at call time, so two applications in one process never share a
  * cache and routes Nest captured before `onModuleInit` still reach the right one.
  */
-const bindings = new WeakMap<object, CacheService>();
+const bindings = new WeakMap<object, CacheStack>();
 
 /** An explorer that has not bound its application yet, and can be asked for one instance. */
 export interface LateBinder {
   /** Binds `instance` if it belongs to this binder's application; returns its cache. */
-  claim(instance: object): CacheService | undefined;
+  claim(instance: object): CacheStack | undefined;
 }
 
 // Weak: an application that is compiled but never initialised or closed must not be kept alive.
 const pending = new Set<WeakRef<LateBinder>>();
 
 /** Serves `instance`'s decorated methods from `cache`. */
-export function bindInstance(instance: object, cache: CacheService): void {
+export function bindInstance(instance: object, cache: CacheStack): void {
   bindings.set(instance, cache);
 }
 
 /** Removes the binding of `instance` if it still points at `cache`. */
-export function unbindInstance(instance: object, cache: CacheService): void {
+export function unbindInstance(instance: object, cache: CacheStack): void {
   if (bindings.get(instance) === cache) bindings.delete(instance);
 }
 
@@ -32,7 +32,7 @@ export function unbindInstance(instance: object, cache: CacheService): void {
  * decorated method used in another provider's `onModuleInit`, or an app compiled but not
  * initialised) asks the pending explorers, so it is bound on the spot.
  */
-export function boundCache(instance: object): CacheService | undefined {
+export function boundCache(instance: object): CacheStack | undefined {
   const cache = bindings.get(instance);
   if (cache || pending.size === 0) return cache;
   for (const ref of pending) {

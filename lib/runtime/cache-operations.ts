@@ -3,18 +3,12 @@ import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
 import { boundCache } from './cache-binding';
 import { headerFor, recordCacheStatus } from './cache-status';
 import { isResponse, writeStatusHeader, type StatusResponse } from './http-response';
-import {
-  BACKEND_FAILURES,
-  PEEK,
-  WRAP_WITH_STATUS,
-  type CacheService,
-  type WrapResult,
-  type WrapStatus,
-} from '../cache.service';
+import type { CacheStack, WrapResult, WrapStatus } from '../core/cache-stack';
 import type { CacheCondition, CacheUnless } from '../interfaces/cache-operation-options.interface';
 import type { KeyResolver, MethodCall } from '../keys/key-resolver';
 import type { MethodSignature } from '../keys/key-template';
 import { describeError, quote } from '../utils/describe-value';
+import { isThenable } from '../utils/thenable';
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 
 /** `@Cacheable`: answer from the cache, or run the method and store its result. */
@@ -127,10 +121,10 @@ export function invokeCachedMethod(
 
 /**
  * {@link execute} for the most common shape, one `@Cacheable` and nothing else: the same
- * steps without the general bookkeeping, so a hit costs little more than `CacheService.get`.
+ * steps without the general bookkeeping, so a hit costs little more than the stack's `get`.
  */
 function cacheableOnly(
-  cache: CacheService,
+  cache: CacheStack,
   method: CachedMethod,
   op: CacheableOperation,
   instance: object,
@@ -142,7 +136,7 @@ function cacheableOnly(
       ? render(op.key, method, { instance, args, hasResult: false })
       : undefined;
   if (key !== undefined) {
-    const hit = cache[PEEK](key);
+    const hit = cache.peek(key);
     if (hit !== undefined) {
       report('hit', response);
       // Called by Nest's router (it passed the response), which takes a value as it takes a
@@ -161,7 +155,7 @@ function cacheableOnly(
   };
   if (key === undefined) return invoke();
   const unless = vetoed(op.unless, method, key);
-  const answer = cache[WRAP_WITH_STATUS](key, invoke, unless ? { ttl: op.ttl, unless } : op.ttl);
+  const answer = cache.wrap(key, invoke, unless ? { ttl: op.ttl, unless } : op.ttl);
   return response ? answer.then((result) => reported(result, response)) : answer.then(reported);
 }
 
@@ -207,7 +201,7 @@ export class ObservablePromise<T> extends Observable<T> implements PromiseLike<T
 }
 
 async function execute(
-  cache: CacheService,
+  cache: CacheStack,
   method: CachedMethod,
   instance: object,
   args: unknown[],
@@ -218,8 +212,8 @@ async function execute(
   // A hung backend must cost the caller one command timeout, not one per cache call (issue 10):
   // the cache calls of a phase run together, and once a backend call has failed while this call
   // waited (the counter moved), it does not wait for the backend again.
-  const failures = cache[BACKEND_FAILURES];
-  const healthy = (): boolean => cache[BACKEND_FAILURES] === failures;
+  const failures = cache.failures;
+  const healthy = (): boolean => cache.failures === failures;
 
   const early = active.filter(
     (op): op is CacheEvictOperation => op.kind === 'evict' && op.beforeInvocation,
@@ -233,7 +227,7 @@ async function execute(
   if (cacheable && key !== undefined) {
     const unless = vetoed(cacheable.unless, method, key);
     result = reported(
-      await cache[WRAP_WITH_STATUS](
+      await cache.wrap(
         key,
         invoke,
         unless ? { ttl: cacheable.ttl, unless } : cacheable.ttl,
@@ -275,7 +269,16 @@ function applies(
 ): boolean {
   if (!op.condition) return true;
   try {
-    return op.condition.apply(instance, args) === true;
+    const verdict: unknown = op.condition.apply(instance, args);
+    if (verdict === true) return true;
+    if (isThenable(verdict)) {
+      warn(
+        method,
+        'condition',
+        'its condition returned a Promise (it must be synchronous); not cached',
+      );
+    }
+    return false;
   } catch (error) {
     warn(method, 'condition', `its condition threw (${describeError(error)}); not cached`);
     return false;
@@ -290,7 +293,15 @@ function vetoed(
   if (!unless) return undefined;
   return (value) => {
     try {
-      return unless(value) === true;
+      const verdict: unknown = unless(value);
+      if (verdict === true) return true;
+      if (!isThenable(verdict)) return false;
+      warn(
+        method,
+        'unless',
+        `its unless returned a Promise (it must be synchronous); ${quote(key)} not stored`,
+      );
+      return true;
     } catch (error) {
       warn(
         method,
@@ -303,7 +314,7 @@ function vetoed(
 }
 
 async function put(
-  cache: CacheService,
+  cache: CacheStack,
   op: CachePutOperation,
   method: CachedMethod,
   call: MethodCall,
@@ -315,13 +326,19 @@ async function put(
     if (call.result === undefined) await cache.delete(key);
     else await cache.set(key, call.result, op.ttl);
   } catch (error) {
-    // Backend errors are logged by CacheService; this is a value JSON cannot hold.
-    warn(method, 'put', `its result was not stored under ${quote(key)}: ${describeError(error)}`);
+    // Backend errors are logged by the stack; this is a value JSON cannot hold. The old entry
+    // no longer describes the data either: deleted, as for undefined.
+    warn(
+      method,
+      'put',
+      `its result was not stored under ${quote(key)}, entry deleted: ${describeError(error)}`,
+    );
+    await cache.delete(key).catch(() => undefined);
   }
 }
 
 async function evict(
-  cache: CacheService,
+  cache: CacheStack,
   op: CacheEvictOperation,
   method: CachedMethod,
   call: MethodCall,
@@ -337,7 +354,7 @@ async function evict(
     if (target.type === 'key') await cache.delete(rendered);
     else await cache.deleteByPrefix(rendered);
   } catch (error) {
-    // Backend errors are logged by CacheService; this is a key it refused (an empty one).
+    // Backend errors are logged by the stack; this is a key it refused (an empty one).
     warn(method, 'evict', `its eviction failed: ${describeError(error)}`);
   }
 }

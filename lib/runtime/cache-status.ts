@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { WrapStatus } from '../cache.service';
+import type { WrapStatus } from '../core/cache-stack';
 
 /**
  * Collects how the cached calls made while handling one request were answered, so the HTTP

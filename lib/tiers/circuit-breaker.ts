@@ -1,3 +1,6 @@
+import { FAILOVER_DEFAULTS } from '../config/defaults';
+import { nonNegativeProblem, positiveIntegerProblem } from '../config/validators';
+
 /**
  * The states of a {@link CircuitBreaker}:
  * - `closed`: calls go to the protected resource; consecutive failures are counted.
@@ -16,7 +19,7 @@ export interface CircuitStateChange {
   readonly reason: string;
 }
 
-/** Options of {@link CircuitBreaker}. */
+/** Options of {@link CircuitBreaker}. @internal */
 export interface CircuitBreakerOptions {
   /**
    * Consecutive failures (in the closed state) that open the circuit.
@@ -54,6 +57,8 @@ export interface CircuitBreakerOptions {
  *   catch (error) { breaker.recordFailure(String(error), epoch); }
  * }
  * ```
+ *
+ * @internal
  */
 export class CircuitBreaker {
   private current: CircuitState = 'closed';
@@ -66,14 +71,16 @@ export class CircuitBreaker {
   private readonly now: () => number;
 
   constructor(options: CircuitBreakerOptions = {}) {
-    this.threshold = options.failureThreshold ?? 5;
-    this.cooldown = options.cooldownMs ?? 5000;
+    this.threshold = options.failureThreshold ?? FAILOVER_DEFAULTS.failureThreshold;
+    this.cooldown = options.cooldownMs ?? FAILOVER_DEFAULTS.cooldown * 1000;
     this.now = options.now ?? Date.now;
-    if (!Number.isInteger(this.threshold) || this.threshold < 1) {
-      throw new RangeError(`failureThreshold must be a whole number >= 1, got ${this.threshold}`);
+    const thresholdProblem = positiveIntegerProblem(this.threshold);
+    if (thresholdProblem) {
+      throw new RangeError(`failureThreshold must be ${thresholdProblem}, got ${this.threshold}`);
     }
-    if (!Number.isFinite(this.cooldown) || this.cooldown < 0) {
-      throw new RangeError(`cooldownMs must be a number >= 0, got ${this.cooldown}`);
+    const cooldownProblem = nonNegativeProblem(this.cooldown, 'ms');
+    if (cooldownProblem) {
+      throw new RangeError(`cooldownMs must be ${cooldownProblem}, got ${this.cooldown}`);
     }
   }
 

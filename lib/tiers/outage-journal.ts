@@ -1,3 +1,4 @@
+import { OUTAGE_JOURNAL_MAX_PREFIXES } from '../config/defaults';
 /** What an {@link OutageJournal} held at one moment; handed back to `settle` once applied. */
 export interface OutageJournalSnapshot {
   /** The whole namespace must be cleared (a `clear()`, or more keys than the journal keeps). */
@@ -26,7 +27,7 @@ export class OutageJournal {
   constructor(
     private readonly maxKeys: number,
     private readonly onOverflow: (what: string) => void = () => undefined,
-    private readonly maxPrefixes = 100,
+    private readonly maxPrefixes = OUTAGE_JOURNAL_MAX_PREFIXES,
   ) {}
 
   /** `true` when nothing is waiting to be applied to the primary. */

@@ -1,15 +1,25 @@
-/** A short description of any value, for error messages. Strings are {@link quote}d. */
+/**
+ * The one short description of a value for error messages: strings are {@link quote}d,
+ * numbers, booleans and `undefined` written out, objects, arrays and functions named, never
+ * printed (they may be large or hold secrets).
+ */
 export function describeValue(value: unknown): string {
   switch (typeof value) {
     case 'string':
       return quote(value);
     case 'number':
     case 'boolean':
-    case 'bigint':
     case 'undefined':
       return String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
     default:
-      return value === null ? 'null' : typeof value;
+      if (value === null) return 'null';
+      return Array.isArray(value) ? 'an array' : 'an object';
   }
 }
 

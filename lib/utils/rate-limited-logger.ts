@@ -1,7 +1,13 @@
 import { Logger } from '@nestjs/common';
-import { CACHE_LOGGER_CONTEXT } from '../config/cache.constants';
 import { escapeLogLine } from './describe-value';
 import { redact } from './redact';
+
+/**
+ * Logger context of every log line this module writes. Here, beside the logger, because utils
+ * sit below config in the layer order; `config/cache.constants.ts` re-exports it.
+ * @internal
+ */
+export const CACHE_LOGGER_CONTEXT = 'CacheModule';
 
 /**
  * Nest's {@link Logger} with the context `CacheModule`, through which every line of this module

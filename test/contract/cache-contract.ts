@@ -146,6 +146,17 @@ export function describeCacheContract(name: string, optionsFor: () => CacheModul
       await expect(cache.set('k', 1, -1)).rejects.toThrow(/ttl/);
     });
 
+    it.each(['60', '0x10', ''])(
+      'rejects the string ttl %p, showing it as the string it is',
+      async (ttl) => {
+        await cache.set('k', 'old');
+        const message = `Invalid ttl ${JSON.stringify(ttl)} (a string`;
+        await expect(cache.set('k', 'new', ttl as never)).rejects.toThrow(message);
+        await expect(cache.wrap('w', () => 1, ttl as never)).rejects.toThrow(message);
+        expect(await cache.get('k')).toBe('old');
+      },
+    );
+
     describe('wrap', () => {
       it('runs the loader once for 100 concurrent calls on a cold key', async () => {
         let calls = 0;

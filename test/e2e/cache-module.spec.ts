@@ -11,8 +11,8 @@ import {
   CACHE_MODULE_OPTIONS,
   type CacheModuleOptions,
   type CacheOptionsFactory,
-  type ResolvedCacheOptions,
 } from '../../lib';
+import { type ResolvedCacheOptions } from '../../lib/config/cache-options.resolver';
 import { sharedRedisUrl, uniqueNamespace } from '../support/redis';
 
 /** A user-written backend: a plain Map that records every call it receives. */

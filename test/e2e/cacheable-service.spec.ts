@@ -10,7 +10,6 @@ import { Test } from '@nestjs/testing';
 import { firstValueFrom, isObservable, Observable, of } from 'rxjs';
 import {
   CacheEvict,
-  CacheMetadataAccessor,
   CacheModule,
   CachePut,
   CacheService,
@@ -19,6 +18,7 @@ import {
   argField,
   type CacheModuleOptions,
 } from '../../lib';
+import { CacheMetadataAccessor } from '../../lib/discovery/cache-metadata.accessor';
 import { CapturingLogger } from '../support/logs';
 import { sharedRedisUrl, uniqueNamespace } from '../support/redis';
 

@@ -8,8 +8,8 @@ import {
   InvalidationRule,
   KeyConstructor,
   argField,
-  registerInvalidation,
 } from '../../lib';
+import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
 
 const ProfileKey = KeyConstructor.define({
   namespace: 'profiles',
@@ -117,6 +117,8 @@ describe('without @nestjs/event-emitter', () => {
       jest.doMock('typeorm', missing('typeorm'));
       /* eslint-disable @typescript-eslint/no-require-imports */
       const lib = require('../../lib') as typeof import('../../lib');
+      const { registerInvalidation } =
+        require('../../lib/invalidation/invalidation.registry') as typeof import('../../lib/invalidation/invalidation.registry');
       const { Test: IsolatedTest } = require('@nestjs/testing') as typeof import('@nestjs/testing');
       const common = require('@nestjs/common') as typeof import('@nestjs/common');
       expect(() => require('@nestjs/event-emitter')).toThrow(/Cannot find module/);
@@ -132,7 +134,7 @@ describe('without @nestjs/event-emitter', () => {
         }
       }
       common.Injectable()(Isolated);
-      lib.registerInvalidation(Isolated, 'get', Key, [
+      registerInvalidation(Isolated, 'get', Key, [
         lib.InvalidationRule({ event: 'iso.changed', fieldMapping: { id: 'id' } }),
       ]);
       const moduleRef = await IsolatedTest.createTestingModule({

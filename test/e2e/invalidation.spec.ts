@@ -10,12 +10,13 @@ import {
   KeyConstructor,
   argField,
   constField,
-  registerInvalidation,
   type CacheModuleOptions,
   type InvalidationDispatcher,
+  type InvalidationDispatcherContext,
   type InvalidationExecutor,
   type InvalidationJob,
 } from '../../lib';
+import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
 import { CapturingLogger } from '../support/logs';
 import { Gate, GatedAdapter } from '../support/gated-adapter';
 
@@ -213,8 +214,10 @@ describe('dispatchers', () => {
     class Recording implements InvalidationDispatcher {
       started = false;
       closed = false;
-      start() {
+      context: InvalidationDispatcherContext | undefined;
+      start(_execute: InvalidationExecutor, context: InvalidationDispatcherContext) {
         this.started = true;
+        this.context = context;
       }
       async dispatch(job: InvalidationJob, execute: InvalidationExecutor) {
         seen.push(job);
@@ -245,9 +248,17 @@ describe('dispatchers', () => {
     const app = moduleRef.createNestApplication({ logger: false });
     await app.init();
     expect(recording.started).toBe(true);
+    // Memory provider: the module's default per-call budget.
+    expect(recording.context).toEqual({ namespace: 'cache', timeout: 1000 });
     await app.get(CacheInvalidator).publish('custom', [{ id: 1 }, { id: 1 }, { id: 2 }]);
+    // The module's namespace (the default) travels with the job.
     expect(seen).toEqual([
-      { event: 'custom', keys: [], prefixes: ['payloads:userId=1:', 'payloads:userId=2:'] },
+      {
+        event: 'custom',
+        keys: [],
+        prefixes: ['payloads:userId=1:', 'payloads:userId=2:'],
+        namespace: 'cache',
+      },
     ]);
     await app.close();
     expect(recording.closed).toBe(true);

@@ -11,9 +11,9 @@ import {
   TypeOrmInvalidationSubscriber,
   argField,
   attachTypeOrmInvalidation,
-  registerInvalidation,
   typeOrmInvalidationProvider,
 } from '../../lib';
+import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
 
 // A real PostgreSQL (127.0.0.1:5432, trust auth, database `test`); every run uses its own schema
 // and drops it afterwards.

@@ -12,10 +12,10 @@ import {
   KeyConstructor,
   MemoryCacheAdapter,
   argField,
-  registerInvalidation,
   type CacheAdapter,
   type CacheModuleOptions,
 } from '../../lib';
+import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
 import { quote } from '../../lib/utils/describe-value';
 import { FlakyAdapter } from '../support/flaky-adapter';
 import { CapturingLogger } from '../support/logs';

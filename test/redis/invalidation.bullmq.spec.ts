@@ -10,10 +10,10 @@ import {
   InvalidationRule,
   KeyConstructor,
   argField,
-  registerInvalidation,
   type BullMqDispatcherOptions,
   type CacheModuleOptions,
 } from '../../lib';
+import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
 import { GatedAdapter } from '../support/gated-adapter';
 import { CapturingLogger } from '../support/logs';
 import { RedisServer } from '../support/redis-server';
@@ -239,6 +239,7 @@ describe('BullMQ dispatcher retries', () => {
       event: 'post.created',
       keys: [],
       prefixes: ['feeds:userId=42:'],
+      namespace: expect.stringMatching(/^retry-/),
     });
     expect(await app.get(CacheService).has(keyOf(42, 1))).toBe(true);
   });

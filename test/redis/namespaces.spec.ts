@@ -10,8 +10,8 @@ import {
   KeyConstructor,
   argField,
   constField,
-  registerInvalidation,
 } from '../../lib';
+import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
 import { inspector, sharedRedisUrl, uniqueNamespace } from '../support/redis';
 
 // Issue 10, item 1: two applications on one Redis never reach each other's keys, whatever

@@ -14,7 +14,7 @@ import {
   constField,
   type CacheModuleOptions,
 } from '../../lib';
-import { MAX_TTL } from '../../lib/config/cache-options.resolver';
+import { MAX_TTL } from '../../lib/config/validators';
 import { CapturingLogger } from '../support/logs';
 import { inspector, sharedRedisUrl, uniqueNamespace } from '../support/redis';
 

@@ -15,9 +15,9 @@ import {
   InvalidationRule,
   KeyConstructor,
   argField,
-  registerInvalidation,
   type CacheModuleOptions,
 } from '../../lib';
+import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
 import { CapturingLogger } from '../support/logs';
 import { freePort, rawCommand, RedisServer } from '../support/redis-server';
 

@@ -4,12 +4,12 @@ import {
   CacheEvict,
   CacheKey,
   CacheKeyError,
-  CacheMetadataAccessor,
   CachePerUser,
   CachePut,
   CacheTTL,
   Cacheable,
 } from '../../lib';
+import { CacheMetadataAccessor } from '../../lib/discovery/cache-metadata.accessor';
 import { cachedMethodOf } from '../../lib/decorators/cached-method';
 
 /** Applies method decorators the way TypeScript does, so definition-time errors surface here. */

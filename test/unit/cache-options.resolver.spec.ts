@@ -1,5 +1,6 @@
 import { CacheConfigError } from '../../lib';
-import { resolveCacheOptions } from '../../lib/config/cache-options.resolver';
+import { Redis } from 'ioredis';
+import { callTimeoutOf, resolveCacheOptions } from '../../lib/config/cache-options.resolver';
 
 describe('resolveCacheOptions', () => {
   it('applies the documented defaults', () => {
@@ -53,6 +54,16 @@ describe('resolveCacheOptions', () => {
     expect(resolved.redis).toEqual({ url: 'redis://h:1' });
   });
 
+  // DESIGN: "a numeric string is accepted", as it is from CACHE_TTL (a ConfigService value).
+  it.each([
+    ['60', 60],
+    ['1.5', 1.5],
+    ['0', 0],
+  ])('accepts the numeric string ttl %p as %p seconds, like CACHE_TTL', (ttl, seconds) => {
+    expect(resolveCacheOptions({ ttl: ttl as `${number}` }, {}).ttl).toBe(seconds);
+    expect(resolveCacheOptions({}, { CACHE_TTL: ttl }).ttl).toBe(seconds);
+  });
+
   it('accepts ttl 0 (never expires) and fractional seconds', () => {
     expect(resolveCacheOptions({ ttl: 0 }, {}).ttl).toBe(0);
     expect(resolveCacheOptions({ ttl: 0.25 }, {}).ttl).toBe(0.25);
@@ -62,7 +73,11 @@ describe('resolveCacheOptions', () => {
     [{ provider: 'memcached' }, /"provider": "memcached"/],
     [{ ttl: -1 }, /"ttl": -1/],
     [{ ttl: Number.NaN }, /"ttl": NaN/],
-    [{ ttl: '60' }, /"ttl": "60"/],
+    [{ ttl: 'sixty' }, /"ttl": "sixty"/],
+    [{ ttl: '' }, /"ttl": ""/],
+    [{ ttl: '-1' }, /"ttl": "-1"/],
+    [{ ttl: 'Infinity' }, /"ttl": "Infinity"/],
+    [{ ttl: true }, /"ttl": true/],
     [{ namespace: '' }, /"namespace": ""/],
     [{ enabled: 'yes' }, /"enabled": "yes"/],
     [{ memory: { maxEntries: 0 } }, /"memory.maxEntries": 0/],
@@ -82,8 +97,8 @@ describe('resolveCacheOptions', () => {
   });
 
   it.each([
-    [{ CACHE_TTL: 'soon' }, /CACHE_TTL="soon"/],
-    [{ CACHE_TTL: '-3' }, /"ttl \(from CACHE_TTL\)": -3/],
+    [{ CACHE_TTL: 'soon' }, /"ttl \(from CACHE_TTL\)": "soon"/],
+    [{ CACHE_TTL: '-3' }, /"ttl \(from CACHE_TTL\)": "-3"/],
     [{ CACHE_ENABLED: 'maybe' }, /CACHE_ENABLED="maybe"/],
     [{ CACHE_PROVIDER: 'disk' }, /"provider \(from CACHE_PROVIDER\)": "disk"/],
     [{ CACHE_PROVIDER: 'redis', CACHE_REDIS_URL: 'redis//missing-colon' }, /CACHE_REDIS_URL/],
@@ -120,5 +135,45 @@ describe('resolveCacheOptions', () => {
       expect(message).not.toContain('hunter2');
       expect(message).toContain('***');
     }
+  });
+
+  describe('callTimeoutOf (the per-call budget handed to dispatchers)', () => {
+    const of = (options: Parameters<typeof resolveCacheOptions>[0]) =>
+      callTimeoutOf(resolveCacheOptions(options, {}));
+
+    it('is the Redis commandTimeout, 1000 ms unless set', () => {
+      expect(of({})).toBe(1000);
+      expect(of({ provider: 'redis' })).toBe(1000);
+      expect(of({ provider: 'redis', redis: { url: 'redis://h:1', commandTimeout: 300 } })).toBe(
+        300,
+      );
+      expect(
+        of({
+          provider: 'redis',
+          redis: {
+            cluster: [{ host: 'h', port: 1 }],
+            clusterOptions: { redisOptions: { commandTimeout: 250 } },
+          },
+        }),
+      ).toBe(250);
+    });
+
+    it("reads an application-provided client's commandTimeout, else the default", () => {
+      const timed = new Redis({ lazyConnect: true, commandTimeout: 400 });
+      const plain = new Redis({ lazyConnect: true });
+      try {
+        expect(of({ provider: 'redis', redis: { client: timed } })).toBe(400);
+        expect(of({ provider: 'redis', redis: { client: plain } })).toBe(1000);
+      } finally {
+        timed.disconnect();
+        plain.disconnect();
+      }
+    });
+
+    it('is the failover timeout when that is shorter', () => {
+      expect(of({ provider: 'redis', failover: true })).toBe(500);
+      expect(of({ provider: 'redis', failover: { timeout: 2 } })).toBe(1000);
+      expect(of({ provider: 'redis', failover: { timeout: 0 } })).toBe(1000);
+    });
   });
 });

@@ -1,4 +1,5 @@
-import { CircuitBreaker, type CircuitStateChange } from '../../lib';
+import { type CircuitStateChange } from '../../lib';
+import { CircuitBreaker } from '../../lib/tiers/circuit-breaker';
 
 describe('CircuitBreaker', () => {
   let now: number;

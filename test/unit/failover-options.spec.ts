@@ -1,4 +1,5 @@
-import { CacheConfigError, FAILOVER_DEFAULTS } from '../../lib';
+import { CacheConfigError } from '../../lib';
+import { FAILOVER_DEFAULTS } from '../../lib/config/defaults';
 import { resolveCacheOptions } from '../../lib/config/cache-options.resolver';
 
 const redis = { provider: 'redis' as const, redis: { url: 'redis://127.0.0.1:6379' } };

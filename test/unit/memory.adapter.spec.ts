@@ -3,11 +3,14 @@ import { MemoryCacheAdapter } from '../../lib';
 describe('MemoryCacheAdapter', () => {
   afterEach(() => jest.useRealTimers());
 
-  it('keeps values as-is (same reference, no serialisation round trip)', async () => {
+  it('keeps plain JSON data as-is (same reference, no serialisation round trip)', async () => {
     const adapter = new MemoryCacheAdapter();
-    const value = { when: new Date(0), tags: new Set(['a']) };
+    const value = { when: '1970-01-01T00:00:00.000Z', tags: ['a'] };
     await adapter.set('k', value, 0);
     expect(await adapter.get('k')).toBe(value);
+    // Anything else in its JSON form, as the cache stores it (test/redis/adapter-set-rules.spec.ts).
+    await adapter.set('d', { when: new Date(0) }, 0);
+    expect(await adapter.get('d')).toEqual({ when: '1970-01-01T00:00:00.000Z' });
   });
 
   it('expires lazily on read', async () => {

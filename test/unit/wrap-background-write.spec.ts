@@ -1,5 +1,5 @@
 import { CacheAdapter, CacheService, MemoryCacheAdapter } from '../../lib';
-import { WRAP_WITH_STATUS } from '../../lib/cache.service';
+import { CacheStack } from '../../lib/core/cache-stack';
 import { boot, type BootedApp } from '../support/failover';
 import { Gate } from '../support/gated-adapter';
 
@@ -55,12 +55,15 @@ describe('wrap writes in the background', () => {
     adapter.hold = new Gate();
     let runs = 0;
     const loader = () => ++runs;
-    expect(await cache[WRAP_WITH_STATUS]('k', loader)).toEqual({ value: 1, status: 'miss' });
+    expect(await booted.app.get(CacheStack).wrap('k', loader)).toEqual({
+      value: 1,
+      status: 'miss',
+    });
     // Loaded already: a hit, though the backend has not stored it yet.
-    expect(await cache[WRAP_WITH_STATUS]('k', loader)).toEqual({ value: 1, status: 'hit' });
+    expect(await booted.app.get(CacheStack).wrap('k', loader)).toEqual({ value: 1, status: 'hit' });
     adapter.hold.open();
     await flush();
-    expect(await cache[WRAP_WITH_STATUS]('k', loader)).toEqual({ value: 1, status: 'hit' });
+    expect(await booted.app.get(CacheStack).wrap('k', loader)).toEqual({ value: 1, status: 'hit' });
     expect(runs).toBe(1);
   });
 

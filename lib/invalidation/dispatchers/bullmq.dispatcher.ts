@@ -1,15 +1,24 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Job, JobsOptions, Queue, Worker } from 'bullmq';
+import { BULLMQ_DISPATCHER_DEFAULTS as DEFAULTS } from '../../config/defaults';
+import {
+  invalidOption,
+  nonNegativeProblem,
+  parseRedisUrl,
+  positiveIntegerProblem,
+} from '../../config/validators';
 import { CacheConfigError } from '../../utils/cache.errors';
-import { quote } from '../../utils/describe-value';
+import { describeError, quote } from '../../utils/describe-value';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
 import { redactUrl, registerRedisSecrets } from '../../utils/redact';
+import { TimeoutError, withTimeout } from '../../utils/timeout';
 import type {
   InvalidationDispatcher,
+  InvalidationDispatcherContext,
   InvalidationExecutor,
   InvalidationJob,
 } from '../../interfaces/invalidation-dispatcher.interface';
-import { describeTargets, reason } from './inline.dispatcher';
+import { describeTargets } from './job-description';
 
 /**
  * Options of {@link BullMqDispatcher}.
@@ -27,9 +36,19 @@ export interface BullMqDispatcherOptions {
    * waits for a reconnect.
    */
   connection: RedisOptions & { url?: string };
-  /** @default 'cachekit-invalidation' */
+  /**
+   * The BullMQ queue. By default each cache namespace has its own,
+   * `cachekit-invalidation.<namespace>`, so applications sharing a Redis never take each
+   * other's jobs. A name given here is used as is (no `:`); applications that share it hand
+   * each other's jobs back instead of applying them (see the README's "Dispatchers").
+   * @default 'cachekit-invalidation.<namespace>'
+   */
   queueName?: string;
-  /** BullMQ's key prefix in Redis. @default 'bull' */
+  /**
+   * BullMQ's key prefix in Redis (its keys are `<prefix>:<queue>:...`). It must differ from the
+   * cache namespace, whose `clear()` would otherwise delete the queue.
+   * @default 'bull'
+   */
   prefix?: string;
   /** Attempts per job before it is kept as failed. @default 8 */
   attempts?: number;
@@ -48,8 +67,10 @@ export interface BullMqDispatcherOptions {
    */
   maxBuffered?: number;
   /**
-   * How long `publish` waits for BullMQ to accept a job before falling back.
-   * @default 2000
+   * How long `publish` waits for BullMQ to accept a job before falling back, in ms. By default
+   * the cache's own per-call timeout (the Redis client's `commandTimeout`, 1000 ms unless set,
+   * or the failover timeout when shorter), so a `publish` waits no longer than a cache call.
+   * @default the cache's command timeout (1000)
    */
   addTimeout?: number;
 }
@@ -70,8 +91,6 @@ export interface InvalidationJobRecord {
 }
 
 type BullMq = typeof import('bullmq');
-
-const RETRY_MS = 1000;
 
 /**
  * A durable job queue on BullMQ over Redis (`'bullmq'`; the analogue of Restflow's celery / rq /
@@ -101,9 +120,9 @@ const RETRY_MS = 1000;
  * ```
  */
 export class BullMqDispatcher implements InvalidationDispatcher {
-  /** Name of the BullMQ queue. */
-  readonly queueName: string;
   private readonly log = new RateLimitedLogger();
+  /** The application's namespace and per-call timeout, known once it starts the dispatcher. */
+  private context: InvalidationDispatcherContext | undefined;
   private readonly connection: RedisOptions;
   private readonly jobOptions: JobsOptions;
   private queue: Queue | undefined;
@@ -126,33 +145,53 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       );
     }
     for (const name of ['attempts', 'concurrency', 'maxBuffered'] as const) {
-      const value = options[name];
-      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-        throw new CacheConfigError(
-          `BullMqDispatcher option "${name}" must be an integer >= 1, got ${String(value)}.`,
-        );
-      }
+      check(name, options[name], positiveIntegerProblem);
     }
     for (const name of ['backoff', 'keepCompleted', 'addTimeout'] as const) {
+      check(name, options[name], (value) => nonNegativeProblem(value, 'ms'));
+    }
+    for (const name of ['queueName', 'prefix'] as const) {
       const value = options[name];
-      if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
-        throw new CacheConfigError(
-          `BullMqDispatcher option "${name}" must be a number >= 0, got ${String(value)}.`,
-        );
+      // BullMQ joins `prefix:queue:` into its keys and refuses a queue name holding ':'.
+      if (value !== undefined && (typeof value !== 'string' || value === '')) {
+        throw invalidOption(name, value, 'a non-empty string', 'BullMqDispatcher');
       }
     }
-    this.queueName = options.queueName ?? 'cachekit-invalidation';
+    if (options.queueName?.includes(':')) {
+      throw invalidOption(
+        'queueName',
+        options.queueName,
+        "a name without ':' (BullMQ joins it into its keys with ':')",
+        'BullMqDispatcher',
+      );
+    }
     this.connection = toRedisOptions(options.connection);
     this.jobOptions = {
-      attempts: options.attempts ?? 8,
-      backoff: { type: 'exponential', delay: options.backoff ?? 500 },
-      removeOnComplete: { count: options.keepCompleted ?? 1000 },
+      attempts: options.attempts ?? DEFAULTS.attempts,
+      backoff: { type: 'exponential', delay: options.backoff ?? DEFAULTS.backoff },
+      removeOnComplete: { count: options.keepCompleted ?? DEFAULTS.keepCompleted },
       removeOnFail: false,
     };
   }
 
-  /** Opens the queue and, unless `worker: false`, starts a worker that runs jobs with `execute`. */
-  start(execute: InvalidationExecutor): void {
+  /**
+   * Name of the BullMQ queue: the `queueName` option, else `cachekit-invalidation.<namespace>`
+   * once an application has started the dispatcher (`cachekit-invalidation` before).
+   */
+  get queueName(): string {
+    if (this.options.queueName !== undefined) return this.options.queueName;
+    const namespace = this.context?.namespace;
+    // A namespace is letters, digits, '_', '-' and '.': a valid queue name, and the fixed
+    // prefix keeps `x` + namespace unambiguous.
+    return namespace === undefined ? DEFAULTS.queueName : `${DEFAULTS.queueName}.${namespace}`;
+  }
+
+  /**
+   * Opens the queue and, unless `worker: false`, starts a worker that runs jobs with `execute`.
+   * `context` (passed by `CacheModule`) gives the namespace the queue and its jobs belong to and
+   * the default `addTimeout`.
+   */
+  start(execute: InvalidationExecutor, context?: InvalidationDispatcherContext): void {
     if (this.queue) {
       if (execute !== this.executor) {
         throw new CacheConfigError(
@@ -162,9 +201,11 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       }
       return;
     }
+    const prefix = this.options.prefix ?? DEFAULTS.prefix;
+    if (context) assertApart(context.namespace, prefix, this.options.prefix !== undefined);
+    this.context = context;
     this.executor = execute;
     const bullmq = loadBullMq();
-    const prefix = this.options.prefix;
     // The dispatcher owns its connections (BullMQ leaves shared ones open), so it can always
     // close them — BullMQ's own close() can leave a client reconnecting after an outage.
     this.producer = this.client({
@@ -177,7 +218,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     if (this.options.worker === false) return;
     const worker = new bullmq.Worker(
       this.queueName,
-      (job: Job) => execute(job.data as InvalidationJob),
+      (job: Job, token?: string) => this.process(bullmq, job, token, execute),
       {
         // BullMQ's blocking connection must retry forever (it is how the worker survives outages).
         connection: this.client({
@@ -185,7 +226,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
           connectionName: this.connection.connectionName ?? 'cachekit-invalidation-worker',
         }),
         prefix,
-        concurrency: this.options.concurrency ?? 1,
+        concurrency: this.options.concurrency ?? DEFAULTS.concurrency,
       },
     );
     this.worker = worker;
@@ -201,27 +242,40 @@ export class BullMqDispatcher implements InvalidationDispatcher {
         `bullmq:failed:${data.event}`,
         `Cache invalidation job ${job.id ?? '?'} for ${quote(data.event)} failed ` +
           `(attempt ${job.attemptsMade}/${attempts}${final ? ', kept in the failed set' : ', will retry'}; ` +
-          `${describeTargets(data)}): ${reason(error)}`,
+          `${describeTargets(data)}): ${describeError(error)}`,
       );
     });
   }
 
+  /**
+   * Hands `job` to BullMQ. `publish` waits for this at most `addTimeout` in all: when BullMQ
+   * does not take the job in time (Redis down or frozen), the job runs inline — awaited only for
+   * what is left of that budget, then in the background (failures logged) — and is kept to be
+   * re-sent once Redis is back.
+   */
   async dispatch(job: InvalidationJob, execute: InvalidationExecutor): Promise<void> {
-    if (!this.queue && !this.closed) this.start(execute);
+    if (!this.queue && !this.closed) {
+      this.start(execute, job.namespace === undefined ? undefined : this.contextOf(job));
+    }
     if (this.closed) {
       await this.runInline(job, execute);
       return;
     }
+    const started = Date.now();
     try {
       await this.add([job]);
     } catch (error) {
+      const left = this.addTimeout - (Date.now() - started);
       this.log.warn(
         'bullmq:add',
-        `BullMQ did not take the invalidation job for ${quote(job.event)} (${reason(error)}); running it ` +
-          `inline now and re-sending it when Redis is back.`,
+        `BullMQ did not take the invalidation job for ${quote(job.event)} (${describeError(error)}); running it ` +
+          `inline now${left > 0 ? '' : ' in the background'} and re-sending it when Redis is back.`,
       );
       this.buffer(job);
-      await this.runInline(job, execute);
+      // The add already spent the caller's budget when Redis hangs: an inline run against that
+      // same Redis must not add a second wait (runInline logs its own failure, never rejects).
+      const inline = this.runInline(job, execute);
+      if (left > 0) await withTimeout(inline, left).catch(() => undefined);
     }
   }
 
@@ -261,8 +315,8 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       );
       this.buffered = [];
     }
-    await within(this.worker?.close(), 5000, () => this.worker?.close(true));
-    await within(this.queue?.close(), 5000, () => this.queue?.disconnect());
+    await closeWithin(this.worker?.close(), () => this.worker?.close(true));
+    await closeWithin(this.queue?.close(), () => this.queue?.disconnect());
     for (const client of this.clients.splice(0)) client.disconnect();
     this.worker = undefined;
     this.queue = undefined;
@@ -311,6 +365,56 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     return this.openQueue();
   }
 
+  /** What the `addTimeout` option, the application's per-call timeout or the default says. */
+  private get addTimeout(): number {
+    // 0 means "do not wait at all" here (fall back at once), not "no bound".
+    return Math.max(1, this.options.addTimeout ?? this.context?.timeout ?? DEFAULTS.addTimeout);
+  }
+
+  /** The context of an application known only from its job (started by `dispatch`). */
+  private contextOf(job: InvalidationJob): InvalidationDispatcherContext {
+    return { namespace: job.namespace as string, timeout: DEFAULTS.addTimeout };
+  }
+
+  /**
+   * Runs a job of this application's namespace. A job of another namespace reached this worker
+   * because applications share the queue (an explicit `queueName`): applied here it would leave
+   * that namespace stale and delete this one's entries, so it goes back to the queue, delayed,
+   * for a worker of its own namespace — up to `maxHandBacks` times, then to the failed set.
+   */
+  private async process(
+    bullmq: BullMq,
+    job: Job,
+    token: string | undefined,
+    execute: InvalidationExecutor,
+  ): Promise<void> {
+    const data = job.data as InvalidationJob;
+    const own = this.context?.namespace;
+    if (data.namespace === undefined || own === undefined || data.namespace === own) {
+      return execute(data);
+    }
+    const where =
+      `Cache invalidation job ${job.id ?? '?'} for ${quote(data.event)} belongs to the namespace ` +
+      `${quote(data.namespace)} but reached the worker of ${quote(own)} on the shared queue ` +
+      `${quote(this.queueName)}`;
+    const handBacks = Math.max(1, job.attemptsStarted);
+    if (handBacks > DEFAULTS.maxHandBacks) {
+      throw new bullmq.UnrecoverableError(
+        `${where}; no worker of ${quote(data.namespace)} took it after ${DEFAULTS.maxHandBacks} ` +
+          `hand-backs, so it is kept in the failed set, not applied.`,
+      );
+    }
+    this.log.warn(
+      `bullmq:foreign:${data.namespace}`,
+      `${where}; handed back, not applied. Give each application its own queue (the default ` +
+        `queueName is per namespace).`,
+    );
+    // Growing, so a job no worker of its namespace takes costs less churn as time goes on.
+    const wait = Math.min(DEFAULTS.handBackDelay * handBacks, DEFAULTS.handBackMaxDelay);
+    await job.moveToDelayed(Date.now() + wait, token);
+    throw new bullmq.DelayedError();
+  }
+
   private client(overrides: RedisOptions): Redis {
     const client = new Redis({ ...this.connection, ...overrides });
     // BullMQ listens too; this one keeps an outage from printing unhandled 'error' events.
@@ -327,26 +431,17 @@ export class BullMqDispatcher implements InvalidationDispatcher {
   private async add(jobs: readonly InvalidationJob[]): Promise<void> {
     const queue = this.usableQueue();
     const adding = queue.addBulk(jobs.map((data) => ({ name: data.event, data })));
-    const timeout = this.options.addTimeout ?? 2000;
     // An add that times out may still land later; jobs are idempotent, so a duplicate is harmless.
-    adding.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no answer from Redis within ${timeout} ms`)),
-        timeout,
-      );
-      timer.unref();
-    });
-    try {
-      await Promise.race([adding, timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const timeout = this.addTimeout;
+    await withTimeout(
+      adding,
+      timeout,
+      () => new Error(`no answer from Redis within ${timeout} ms`),
+    );
   }
 
   private buffer(job: InvalidationJob): void {
-    const max = this.options.maxBuffered ?? 10_000;
+    const max = this.options.maxBuffered ?? DEFAULTS.maxBuffered;
     if (this.buffered.length >= max) {
       const dropped = this.buffered.shift() as InvalidationJob;
       this.log.error(
@@ -366,7 +461,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
       void this.flush().then(() => {
         if (this.buffered.length > 0) this.scheduleRetry();
       });
-    }, RETRY_MS);
+    }, DEFAULTS.retryInterval);
     this.retryTimer.unref();
   }
 
@@ -388,7 +483,7 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     } catch (error) {
       this.log.error(
         `bullmq:inline:${job.event}`,
-        `Cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${reason(error)}`,
+        `Cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${describeError(error)}`,
       );
     }
   }
@@ -401,71 +496,79 @@ function loadBullMq(): BullMq {
     return require('bullmq') as BullMq;
   } catch (error) {
     throw new CacheConfigError(
-      `BullMqDispatcher needs the optional package "bullmq": npm install bullmq (${reason(error)}).`,
+      `BullMqDispatcher needs the optional package "bullmq": npm install bullmq (${describeError(error)}).`,
     );
   }
+}
+
+/**
+ * Throws {@link CacheConfigError} when the cache namespace holds BullMQ's keys: the cache writes
+ * `<namespace>:<key>` and BullMQ `<prefix>:<queue>:...`, so with `namespace` equal to `prefix`
+ * (or `prefix` starting with `namespace:`) the cache's `clear()` and `deleteByPrefix()` would
+ * delete the queue, its jobs and its failed set.
+ */
+function assertApart(namespace: string, prefix: string, prefixGiven: boolean): void {
+  if (prefix !== namespace && !prefix.startsWith(`${namespace}:`)) return;
+  throw new CacheConfigError(
+    `The CacheModule option "namespace" (${quote(namespace)}) and the BullMqDispatcher option ` +
+      `"prefix" (${quote(prefix)}${prefixGiven ? '' : ", BullMQ's default"}) overlap: BullMQ keeps ` +
+      `its queue under ${quote(`${prefix}:`)}, inside the cache namespace, so the cache's clear() ` +
+      `would delete it. Choose another namespace, or set the dispatcher's prefix.`,
+  );
 }
 
 /** ioredis options from `{ url, ...options }` (BullMQ takes options, not URLs). */
 function toRedisOptions(connection: RedisOptions & { url?: string }): RedisOptions {
   const { url, ...rest } = connection;
-  const base: RedisOptions = {
-    retryStrategy: (attempt: number) => Math.min(attempt * 500, 5000),
-  };
+  const base: RedisOptions = { retryStrategy: DEFAULTS.retryStrategy };
   if (!url) return { ...base, ...rest };
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
+  const parsed = parseRedisUrl(url);
+  if ('problem' in parsed) {
     throw new CacheConfigError(
-      `BullMqDispatcher: connection.url ${JSON.stringify(redactUrl(url))} is not a valid URL.`,
+      `Invalid BullMqDispatcher option "connection.url": ${parsed.problem}`,
     );
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new CacheConfigError(
-      `BullMqDispatcher: connection.url must start with redis:// or rediss://, got ${parsed.protocol}//.`,
-    );
-  }
-  const db = parsed.pathname.replace(/^\//, '');
+  const { tls, host, port, username, password, db } = parsed;
   return {
     ...base,
-    host: parsed.hostname || '127.0.0.1',
-    port: parsed.port ? Number(parsed.port) : 6379,
-    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
-    ...(db ? { db: Number(db) } : {}),
-    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+    host,
+    port,
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(db !== undefined ? { db } : {}),
+    ...(tls ? { tls: {} } : {}),
     ...rest,
   };
 }
 
 /**
- * Awaits `work` for at most `ms`; then calls `onTimeout` — whose own result is not awaited
- * beyond a second `ms`, so a shutdown never hangs on a dead connection. Timers are unref'ed.
+ * Awaits `closing` for at most {@link BULLMQ_DISPATCHER_DEFAULTS}.closeTimeout; then calls
+ * `force`, whose own result is not awaited beyond a second such wait, so a shutdown never hangs
+ * on a dead connection.
  */
-async function within<T>(
-  work: Promise<T> | undefined,
-  ms: number,
-  onTimeout: () => unknown,
+async function closeWithin(
+  closing: Promise<unknown> | undefined,
+  force: () => unknown,
 ): Promise<void> {
-  if (!work) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), ms);
-    timer.unref();
-  });
+  if (!closing) return;
   try {
-    const outcome = await Promise.race([work.then(() => 'done' as const), timedOut]);
-    if (outcome === 'timeout') {
-      const forced = Promise.resolve().then(onTimeout);
-      forced.catch(() => undefined);
-      await Promise.race([forced, sleep(ms)]);
-    }
-  } finally {
-    clearTimeout(timer);
+    await withTimeout(closing, DEFAULTS.closeTimeout);
+  } catch (error) {
+    if (!(error instanceof TimeoutError)) throw error;
+    await withTimeout(() => Promise.resolve().then(force), DEFAULTS.closeTimeout).catch(
+      (forced: unknown) => {
+        if (!(forced instanceof TimeoutError)) throw forced;
+      },
+    );
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/** Throws {@link CacheConfigError} naming the option when `problem` finds one. */
+function check(
+  option: string,
+  value: number | undefined,
+  problem: (value: unknown) => string | undefined,
+): void {
+  const found = value === undefined ? undefined : problem(value);
+  if (found) throw invalidOption(option, value, found, 'BullMqDispatcher');
 }

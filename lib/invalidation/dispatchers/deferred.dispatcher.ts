@@ -1,12 +1,13 @@
-import { CacheConfigError } from '../../utils/cache.errors';
-import { quote } from '../../utils/describe-value';
+import { DEFERRED_DISPATCHER_DEFAULTS } from '../../config/defaults';
+import { invalidOption, positiveIntegerProblem } from '../../config/validators';
+import { describeError, quote } from '../../utils/describe-value';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
 import type {
   InvalidationDispatcher,
   InvalidationExecutor,
   InvalidationJob,
 } from '../../interfaces/invalidation-dispatcher.interface';
-import { describeTargets, reason } from './inline.dispatcher';
+import { describeTargets } from './job-description';
 
 /**
  * Options of {@link DeferredDispatcher}.
@@ -60,8 +61,14 @@ export class DeferredDispatcher implements InvalidationDispatcher {
   private idle: Array<() => void> = [];
 
   constructor(options: DeferredDispatcherOptions = {}) {
-    this.concurrency = positiveInteger(options.concurrency ?? 1, 'concurrency');
-    this.maxQueue = positiveInteger(options.maxQueue ?? 10_000, 'maxQueue');
+    this.concurrency = positiveInteger(
+      options.concurrency ?? DEFERRED_DISPATCHER_DEFAULTS.concurrency,
+      'concurrency',
+    );
+    this.maxQueue = positiveInteger(
+      options.maxQueue ?? DEFERRED_DISPATCHER_DEFAULTS.maxQueue,
+      'maxQueue',
+    );
   }
 
   /** Jobs queued or running. */
@@ -121,7 +128,7 @@ export class DeferredDispatcher implements InvalidationDispatcher {
     } catch (error) {
       this.log.error(
         `deferred:${job.event}`,
-        `Deferred cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${reason(error)}`,
+        `Deferred cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${describeError(error)}`,
       );
     }
   }
@@ -134,10 +141,7 @@ export class DeferredDispatcher implements InvalidationDispatcher {
 }
 
 function positiveInteger(value: number, option: string): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new CacheConfigError(
-      `DeferredDispatcher option "${option}" must be an integer >= 1, got ${String(value)}.`,
-    );
-  }
+  const problem = positiveIntegerProblem(value);
+  if (problem) throw invalidOption(option, value, problem, 'DeferredDispatcher');
   return value;
 }

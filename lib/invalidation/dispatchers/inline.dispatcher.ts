@@ -1,4 +1,5 @@
 import { describeError, quote } from '../../utils/describe-value';
+import { describeTargets } from './job-description';
 import { RateLimitedLogger } from '../../utils/rate-limited-logger';
 import type {
   InvalidationDispatcher,
@@ -25,29 +26,8 @@ export class InlineDispatcher implements InvalidationDispatcher {
     } catch (error) {
       this.log.error(
         `invalidation:${job.event}`,
-        `Cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${reason(error)}`,
+        `Cache invalidation for ${quote(job.event)} failed (${describeTargets(job)}): ${describeError(error)}`,
       );
     }
   }
-}
-
-/** `keys "a", "b"; prefixes "c"` — what a job was meant to drop, for log lines. */
-export function describeTargets(job: InvalidationJob): string {
-  const parts: string[] = [];
-  if (job.keys.length) {
-    parts.push(`keys ${job.keys.slice(0, 5).map(quote).join(', ')}${more(job.keys)}`);
-  }
-  if (job.prefixes.length) {
-    parts.push(`prefixes ${job.prefixes.slice(0, 5).map(quote).join(', ')}${more(job.prefixes)}`);
-  }
-  return parts.join('; ') || 'nothing';
-}
-
-/** The message of an error for a log line (quoted unless it is one of this module's). */
-export function reason(error: unknown): string {
-  return describeError(error);
-}
-
-function more(list: readonly string[]): string {
-  return list.length > 5 ? ` and ${list.length - 5} more` : '';
 }

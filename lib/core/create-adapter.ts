@@ -1,8 +1,8 @@
 import type { ResolvedCacheOptions } from '../config/cache-options.resolver';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
-import { FailoverCacheAdapter } from './failover.adapter';
-import { MemoryCacheAdapter } from './memory.adapter';
-import { RedisCacheAdapter } from './redis.adapter';
+import { MemoryCacheAdapter } from '../adapters/memory.adapter';
+import { RedisCacheAdapter } from '../adapters/redis.adapter';
+import { FailoverCacheAdapter } from '../tiers/failover.adapter';
 
 /** Builds the adapter the resolved options ask for (a custom `adapter` wins). */
 export function createCacheAdapter(options: ResolvedCacheOptions): CacheAdapter {
@@ -13,7 +13,9 @@ export function createCacheAdapter(options: ResolvedCacheOptions): CacheAdapter 
     redis: options.redis,
     namespace: options.namespace,
     strict: options.strict,
-    behindFailover: options.failover !== false,
+    whileUnreachable: options.failover
+      ? 'the in-memory fallback serves cache calls'
+      : 'cache calls miss and call through',
   });
   if (options.failover) return new FailoverCacheAdapter(redis, memory(), options.failover);
   return redis;

@@ -1,0 +1,133 @@
+import type { RedisOptions } from 'ioredis';
+import type {
+  CacheFailoverOptions,
+  CacheProvider,
+} from '../interfaces/cache-module-options.interface';
+
+// Every default of the library, once (issue 11: "one of each"). The TSDoc `@default` of an
+// option states the same value; the resolver, the adapters, the tiers and the dispatchers read
+// it from here.
+
+/**
+ * Defaults of the module options (DESIGN "Configuration"); explicit options and environment
+ * variables win over them.
+ * @internal
+ */
+export const MODULE_DEFAULTS: {
+  readonly enabled: boolean;
+  readonly provider: CacheProvider;
+  readonly ttl: number;
+  readonly namespace: string;
+  readonly failover: false;
+  readonly strict: boolean;
+  readonly redisUrl: string;
+} = Object.freeze({
+  enabled: true,
+  provider: 'memory',
+  /** Seconds; `0` = never expires. */
+  ttl: 300,
+  namespace: 'cache',
+  failover: false,
+  strict: false,
+  /** Used with `provider: 'redis'` when neither `redis` nor `CACHE_REDIS_URL` names a server. */
+  redisUrl: 'redis://127.0.0.1:6379',
+});
+
+/**
+ * Defaults of the memory store (`memory: { ... }`, `new MemoryCacheAdapter()`).
+ * @internal
+ */
+export const MEMORY_DEFAULTS = Object.freeze({
+  maxEntries: 10_000,
+  /** Seconds between sweeps of expired entries; `0` = no sweep. */
+  sweepInterval: 60,
+});
+
+/**
+ * The defaults of `CacheFailoverOptions`, used by `failover: true` and by a
+ * `FailoverCacheAdapter` built without options.
+ * @internal
+ */
+export const FAILOVER_DEFAULTS: Readonly<Required<CacheFailoverOptions>> = Object.freeze({
+  failureThreshold: 5,
+  /** Seconds. */
+  cooldown: 5,
+  /** Seconds; `0` = no timeout. */
+  timeout: 0.5,
+  maxTrackedKeys: 10_000,
+});
+
+/**
+ * Prefixes (and namespace clears) an outage journal keeps before it falls back to "clear
+ * everything on recovery".
+ * @internal
+ */
+export const OUTAGE_JOURNAL_MAX_PREFIXES = 100;
+
+/**
+ * ioredis options of every client the cache opens itself. Fail fast: a cache call must never
+ * wait for a reconnect (ioredis defaults queue commands while offline and retry each up to 20
+ * times; see ioredis "Offline Queue"). User options are spread over these.
+ * @internal
+ */
+export const REDIS_FAIL_FAST: Readonly<RedisOptions> = Object.freeze({
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 1000,
+  connectTimeout: 2000,
+  // ioredis keeps a timer this long after disconnect(); short, so shutdown is prompt.
+  disconnectTimeout: 200,
+  retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
+});
+
+/** Host and port ioredis uses when none is given. @internal */
+export const REDIS_DEFAULT_HOST = '127.0.0.1';
+/** @internal */
+export const REDIS_DEFAULT_PORT = 6379;
+
+/**
+ * Defaults of `DeferredDispatcher` (the built-in `'deferred'` dispatcher).
+ * @internal
+ */
+export const DEFERRED_DISPATCHER_DEFAULTS = Object.freeze({
+  concurrency: 1,
+  maxQueue: 10_000,
+});
+
+/**
+ * Defaults of `BullMqDispatcher`. Times in milliseconds.
+ * @internal
+ */
+export const BULLMQ_DISPATCHER_DEFAULTS = Object.freeze({
+  /** Followed by `.<namespace>` once the application starts the dispatcher. */
+  queueName: 'cachekit-invalidation',
+  /** BullMQ's own default key prefix: its keys are `bull:<queue>:...`. */
+  prefix: 'bull',
+  attempts: 8,
+  backoff: 500,
+  concurrency: 1,
+  keepCompleted: 1000,
+  maxBuffered: 10_000,
+  /**
+   * Used when the dispatcher is started without an application (the module passes the cache's
+   * own per-call timeout instead): the fail-fast client's `commandTimeout`, so a `publish` waits
+   * no longer than a cache call.
+   */
+  addTimeout: REDIS_FAIL_FAST.commandTimeout as number,
+  /**
+   * A job of another namespace (a queue shared by applications) is put back for a worker of its
+   * own: after `handBackDelay` ms times the number of hand-backs so far, at most
+   * `handBackMaxDelay`, and at most `maxHandBacks` times (about 3 minutes) before it is kept in
+   * the failed set.
+   */
+  handBackDelay: 100,
+  handBackMaxDelay: 2000,
+  maxHandBacks: 100,
+  /** Between two attempts to re-send jobs buffered while Redis refused them. */
+  retryInterval: 1000,
+  /** How long `close()` waits for the worker and the queue before forcing them. */
+  closeTimeout: 5000,
+  /** Reconnect back-off of the dispatcher's own connections. */
+  retryStrategy: (attempt: number) => Math.min(attempt * 500, 5000),
+});

@@ -1,0 +1,433 @@
+import { CacheArgumentError, CacheKeyError } from '../utils/cache.errors';
+import { invalidTtlMessage, ttlProblem } from '../config/validators';
+import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { StoredWrite } from '../interfaces/stored-write';
+import { describeError, quote } from '../utils/describe-value';
+import { toStorable } from '../utils/serializable';
+import { isThenable } from '../utils/thenable';
+import { asError } from '../utils/timeout';
+import type { FailoverTier } from '../tiers/failover-tier';
+import type { LocalTier } from '../tiers/local-tier';
+import { ErrorPolicy } from './error-policy';
+import { LoaderRunner } from './loader-runner';
+import { SingleFlight, type Flight } from './single-flight';
+
+/** Options of {@link CacheService.wrap} beyond the TTL. */
+export interface WrapOptions<T> {
+  /** Seconds to keep the loaded value; defaults to the module's `ttl`. `0` never expires. */
+  ttl?: number;
+  /** When it returns `true` for the loaded value, the value is returned but not stored. */
+  unless?: (value: T) => boolean;
+}
+
+/**
+ * How {@link CacheService.wrap} answered: `hit` from the cache, `miss` by running the loader,
+ * `shared` by joining a load another caller started, `disabled` by calling through.
+ */
+export type WrapStatus = 'hit' | 'miss' | 'shared' | 'disabled';
+
+/** How one wrap was answered, with the value. */
+export interface WrapResult<T> {
+  readonly value: T;
+  readonly status: WrapStatus;
+}
+
+/** What the stack needs of the resolved module options. */
+export interface CacheStackOptions {
+  readonly enabled: boolean;
+  /** Default TTL in seconds. */
+  readonly ttl: number;
+  readonly namespace: string;
+}
+
+/**
+ * The tiers a stack owns, exactly one of the three shapes (built by `createCacheStack`):
+ * the local tier alone (memory, or an adapter with a sync view), a plain remote store (Redis
+ * without failover, or an adapter without a sync view: failures go through the stack's error
+ * policy), or the failover policy over the remote tier (timeout, breaker, journal, recovery)
+ * and a local fallback.
+ */
+export type CacheTiers =
+  | { readonly local: LocalTier; readonly remote?: undefined; readonly failover?: undefined }
+  | {
+      readonly remote: CacheAdapter;
+      /** The remote adapter's unchecked write of a value the stack has checked, if it has one. */
+      readonly write?: StoredWrite;
+      readonly local?: undefined;
+      readonly failover?: undefined;
+    }
+  | { readonly failover: FailoverTier; readonly local?: undefined; readonly remote?: undefined };
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * The one core of an application's cache: every entry point (CacheService, the decorators, the
+ * interceptor, `cacheResult`, the invalidation rules) goes through it. It validates keys, TTLs
+ * and values, owns single-flight and supersession of loads in flight, runs loaders, applies the
+ * error policy (a backend failure is logged and answered as a miss or a no-op, never thrown),
+ * and reads the local tier synchronously when the adapter offers one.
+ *
+ * Not exported by the package: applications use {@link CacheService}. It appears in the
+ * declarations only because the services and the interceptor built on it name it.
+ */
+export class CacheStack {
+  /** Backend failures are logged and counted here. */
+  private readonly errors = new ErrorPolicy();
+  private readonly flights = new SingleFlight();
+  private readonly loader = new LoaderRunner();
+  /**
+   * The in-process tier when it is the only one: read and written without a Promise, so a call
+   * costs one resolved Promise instead of a chain of them (bench/RESULTS.md).
+   */
+  private readonly local: LocalTier | undefined;
+  /**
+   * What every asynchronous call reaches: the local tier's store, the plain remote store, or the
+   * failover policy over the remote tier and its fallback.
+   */
+  private readonly store: CacheAdapter;
+  /** Writes a value this stack has checked (`toStorable`) to {@link store}. */
+  private readonly write: StoredWrite;
+
+  constructor(
+    /** The tiers this stack owns (their lifecycle stays with the adapters Nest provides). */
+    readonly tiers: CacheTiers,
+    private readonly options: CacheStackOptions,
+  ) {
+    this.local = tiers.local;
+    this.store = tiers.local ? tiers.local.store : (tiers.remote ?? tiers.failover);
+    const store = this.store;
+    this.write = (tiers.remote && tiers.write) ?? ((key, value, ttl) => store.set(key, value, ttl));
+  }
+
+  /** `false` when caching is switched off (`enabled: false`). */
+  get enabled(): boolean {
+    return this.options.enabled;
+  }
+
+  /** The default TTL in seconds. */
+  get defaultTtl(): number {
+    return this.options.ttl;
+  }
+
+  /** The namespace every key is written under. */
+  get namespace(): string {
+    return this.options.namespace;
+  }
+
+  /** Backend calls that have failed so far (see {@link ErrorPolicy.failures}). */
+  get failures(): number {
+    return this.errors.failures;
+  }
+
+  /** Loads in flight now. */
+  get loadsInFlight(): number {
+    return this.flights.size;
+  }
+
+  /** The cached value of `key`, or `undefined` on a miss. */
+  get<T>(key: string): Promise<T | undefined> {
+    const invalid = keyError(key);
+    if (invalid) return Promise.reject(invalid);
+    if (!this.options.enabled) return Promise.resolve(undefined);
+    if (this.local) return Promise.resolve(this.local.get<T>(key));
+    return this.errors.guarded('GET', key, () => this.store.get<T>(key), undefined);
+  }
+
+  /**
+   * The cached value of `key` when the local tier answers synchronously, else `undefined`: lets
+   * a decorated method's hit skip the Promise chain.
+   */
+  peek<T>(key: string): T | undefined {
+    return this.options.enabled ? this.local?.get<T>(key) : undefined;
+  }
+
+  /** Stores `value` (its JSON form) under `key`; rejects on an invalid key, TTL or value. */
+  set(key: string, value: unknown, ttl?: number): Promise<void> {
+    let seconds: number;
+    let stored: unknown;
+    try {
+      assertKey(key);
+      seconds = this.ttlOf(ttl);
+      stored = toStorable(value, key);
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+    if (!this.options.enabled) return RESOLVED;
+    this.flights.supersede(key, true);
+    if (this.local) {
+      this.local.set(key, stored, seconds);
+      return RESOLVED;
+    }
+    // `nothing`: an adapter may resolve with its client's acknowledgement ('OK'); set resolves
+    // undefined, in the same step that catches a failure.
+    return this.errors.guarded(
+      'SET',
+      key,
+      () => this.write(key, stored, seconds),
+      undefined,
+      nothing,
+    );
+  }
+
+  /** Deletes `key`; resolves `true` if it existed. */
+  async delete(key: string): Promise<boolean> {
+    assertKey(key);
+    if (!this.options.enabled) return false;
+    this.flights.supersede(key, true);
+    try {
+      return await this.store.delete(key);
+    } catch (error) {
+      this.errors.failed('DELETE', key, error);
+      return false;
+    }
+  }
+
+  /** `true` exactly when {@link get} would hit. */
+  async has(key: string): Promise<boolean> {
+    assertKey(key);
+    if (!this.options.enabled) return false;
+    try {
+      return await this.store.has(key);
+    } catch (error) {
+      this.errors.failed('HAS', key, error);
+      return false;
+    }
+  }
+
+  /** Deletes every entry of the namespace. */
+  async clear(): Promise<void> {
+    if (!this.options.enabled) return;
+    this.flights.supersede('', false);
+    try {
+      await this.store.clear();
+    } catch (error) {
+      this.errors.failed('CLEAR', '*', error);
+    }
+  }
+
+  /** Deletes every entry whose key starts with `prefix` (literally); resolves how many. */
+  async deleteByPrefix(prefix: string): Promise<number> {
+    if (typeof prefix !== 'string') {
+      throw new CacheKeyError(`deleteByPrefix needs a string prefix, got ${typeof prefix}.`);
+    }
+    if (!this.options.enabled) return 0;
+    this.flights.supersede(prefix, false);
+    try {
+      return await this.store.deleteByPrefix(prefix);
+    } catch (error) {
+      this.errors.failed('DELETE_BY_PREFIX', `${prefix}*`, error);
+      return 0;
+    }
+  }
+
+  /**
+   * Deletes `keys` and every entry under `prefixes`, superseding loads in flight for them, but
+   * rejects when the backend fails (a durable invalidation job retries). Resolves the count.
+   */
+  async invalidate(target: {
+    keys?: readonly string[];
+    prefixes?: readonly string[];
+  }): Promise<number> {
+    const keys = target.keys ?? [];
+    const prefixes = target.prefixes ?? [];
+    keys.forEach((key) => assertKey(key));
+    for (const prefix of prefixes) {
+      if (typeof prefix !== 'string') {
+        throw new CacheKeyError(`invalidate needs string prefixes, got ${typeof prefix}.`);
+      }
+    }
+    if (!this.options.enabled) return 0;
+    for (const key of keys) this.flights.supersede(key, true);
+    for (const prefix of prefixes) this.flights.supersede(prefix, false);
+    // All at once: a backend that hangs costs one command timeout, not one per key.
+    const counts = await Promise.all([
+      ...keys.map((key) => attempt(() => this.store.delete(key)).then(Number)),
+      ...prefixes.map((prefix) => attempt(() => this.store.deleteByPrefix(prefix))),
+    ]);
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  /**
+   * Get-or-load, resolving how it answered. Concurrent misses on one key share one loader call;
+   * a write, delete or clear of the key while it runs keeps its result out of the cache. The
+   * loaded value is resolved without waiting for its write, which goes on in the background;
+   * until the write settles, new callers get what is being stored (a hit).
+   *
+   * @param read `false`: load without reading first (a decorated call whose earlier cache call
+   *   failed does not wait for the same dead backend again).
+   */
+  wrap<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl?: number | WrapOptions<T>,
+    read = true,
+  ): Promise<WrapResult<T>> {
+    let options: WrapOptions<T>;
+    let seconds: number;
+    try {
+      assertKey(key);
+      options = typeof ttl === 'object' && ttl !== null ? ttl : { ttl };
+      seconds = this.ttlOf(options.ttl);
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+    if (!this.options.enabled) return callThrough(loader, 'disabled');
+    // A loader that wraps its own key again would wait for itself: let the inner call through;
+    // the outer stores.
+    if (this.loader.isLoading(key)) return callThrough(loader, 'miss');
+    const inFlight = this.flights.joinable(key);
+    if (inFlight) return joined(inFlight) as Promise<WrapResult<T>>;
+    if (!read) return this.startLoad(key, loader, seconds, options.unless);
+    if (this.local) {
+      // Read and, on a miss, start the load with no await in between: no caller can slip in.
+      const cached = this.local.get<T>(key);
+      if (cached !== undefined) return Promise.resolve({ value: cached, status: 'hit' });
+      return this.startLoad(key, loader, seconds, options.unless);
+    }
+    return this.get<T>(key).then((cached) => {
+      if (cached !== undefined) return { value: cached, status: 'hit' as const };
+      // A concurrent caller may have started the load while we awaited the read.
+      const raced = this.flights.joinable(key);
+      if (raced) return joined(raced) as Promise<WrapResult<T>>;
+      return this.startLoad(key, loader, seconds, options.unless);
+    });
+  }
+
+  private startLoad<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl: number,
+    unless: ((value: T) => boolean) | undefined,
+  ): Promise<WrapResult<T>> {
+    const flight = this.flights.begin(key);
+    const promise = this.load(key, loader, ttl, unless, flight);
+    (flight as { promise: Promise<unknown> }).promise = promise;
+    return promise.then(missed);
+  }
+
+  private async load<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl: number,
+    unless: ((value: T) => boolean) | undefined,
+    flight: Flight,
+  ): Promise<T> {
+    let value: T;
+    try {
+      value = await this.loader.call(key, loader);
+    } catch (error) {
+      this.flights.land(key, flight);
+      throw error;
+    } finally {
+      this.loader.done();
+    }
+    // Not awaited: the caller has its value; a hung backend must not hold it for a second
+    // command timeout (issue 10). The write is issued now, before any caller resumes, so a
+    // later command of theirs on the key reaches the backend after it.
+    const writing = this.storeLoaded(key, value, ttl, unless, flight);
+    if (writing) void writing.then(() => this.flights.land(key, flight));
+    else this.flights.land(key, flight);
+    return value;
+  }
+
+  /**
+   * Stores what a loader returned, unless the load was superseded or `unless` vetoes it.
+   * Resolves when a backend write settles (never rejects: failures are logged); `undefined`
+   * when nothing is pending.
+   */
+  private storeLoaded<T>(
+    key: string,
+    value: T,
+    ttl: number,
+    unless: ((value: T) => boolean) | undefined,
+    flight: Flight,
+  ): Promise<void> | undefined {
+    if (flight.superseded || value === undefined) return undefined;
+    let stored: unknown;
+    try {
+      const veto: unknown = unless?.(value);
+      if (veto) {
+        if (isThenable(veto)) {
+          this.errors.warn(
+            'value:unless-promise',
+            `Cache value for ${quote(key)} was not stored: its unless returned a Promise ` +
+              `(it must be synchronous)`,
+          );
+        }
+        return undefined;
+      }
+      stored = toStorable(value, key);
+    } catch (error) {
+      // The loader's value is still good: the caller gets it, uncached.
+      this.errors.warn(
+        'value:not-stored',
+        `Cache value for ${quote(key)} was not stored: ${describeError(error)}`,
+      );
+      return undefined;
+    }
+    if (this.local) {
+      this.local.set(key, stored, ttl);
+      return undefined;
+    }
+    flight.stored = stored;
+    flight.sharedUntil = ttl > 0 ? Date.now() + ttl * 1000 : Infinity;
+    return this.errors.guarded('SET', key, () => this.write(key, stored, ttl), undefined, nothing);
+  }
+
+  private ttlOf(ttl: number | undefined): number {
+    if (ttl === undefined) return this.options.ttl;
+    const problem = ttlProblem(ttl);
+    if (problem) throw new CacheArgumentError(invalidTtlMessage(ttl, problem));
+    return ttl;
+  }
+}
+
+function keyError(key: unknown): CacheKeyError | undefined {
+  if (typeof key === 'string' && key.length > 0) return undefined;
+  return new CacheKeyError(
+    `Cache keys must be non-empty strings, got ${key === '' ? 'an empty string' : typeof key}.`,
+  );
+}
+
+/** Throws `CacheKeyError` unless `key` is a non-empty string. */
+export function assertKey(key: unknown): asserts key is string {
+  const error = keyError(key);
+  if (error) throw error;
+}
+
+function nothing(): undefined {
+  return undefined;
+}
+
+function shared<T>(value: T): WrapResult<T> {
+  return { value, status: 'shared' };
+}
+
+/**
+ * Joins a load: `shared` while it runs (the loader's own value); once only its write is pending,
+ * a `hit` on what is being stored, as a read of the backend will return it.
+ */
+function joined(flight: Flight): Promise<WrapResult<unknown>> {
+  if (flight.sharedUntil === undefined) return flight.promise.then(shared);
+  return Promise.resolve({ value: flight.stored, status: 'hit' });
+}
+
+function missed<T>(value: T): WrapResult<T> {
+  return { value, status: 'miss' };
+}
+
+async function callThrough<T>(
+  loader: () => T | Promise<T>,
+  status: WrapStatus,
+): Promise<WrapResult<T>> {
+  return { value: await loader(), status };
+}
+
+/** `call()`, with a synchronous throw (an adapter that throws instead of rejecting) as a rejection. */
+function attempt<R>(call: () => Promise<R>): Promise<R> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(asError(error));
+  }
+}

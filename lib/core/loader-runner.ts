@@ -1,0 +1,36 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * Runs loaders, remembering which keys are loading in the current async context: a loader that
+ * wraps its own key again (two layers cached under one key, an interceptor applied twice) would
+ * otherwise wait for itself.
+ */
+export class LoaderRunner {
+  /** Keys whose loader is running in the current async context. */
+  private readonly loading = new AsyncLocalStorage<ReadonlySet<string>>();
+  /**
+   * Loaders running now. At 0 `loading` is switched off: while any AsyncLocalStorage is on,
+   * Node 20 runs a hook on every Promise the process creates, which would tax every request of
+   * an application that has ever had a cache miss.
+   */
+  private running = 0;
+
+  /** `true` inside a loader of `key` (however deeply nested). */
+  isLoading(key: string): boolean {
+    return this.running > 0 && this.loading.getStore()?.has(key) === true;
+  }
+
+  /**
+   * Calls `loader` with `key` marked as loading in its async context (synchronously, up to its
+   * first await); every call is paired with {@link done} once the loader has settled.
+   */
+  call<T>(key: string, loader: () => T | Promise<T>): T | Promise<T> {
+    this.running++;
+    return this.loading.run(new Set(this.loading.getStore()).add(key), loader);
+  }
+
+  /** Ends a {@link call}. */
+  done(): void {
+    if (--this.running === 0) this.loading.disable();
+  }
+}

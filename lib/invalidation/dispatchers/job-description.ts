@@ -1,0 +1,18 @@
+import { quote } from '../../utils/describe-value';
+import type { InvalidationJob } from '../../interfaces/invalidation-dispatcher.interface';
+
+/** `keys "a", "b"; prefixes "c"` — what a job was meant to drop, for the dispatchers' log lines. */
+export function describeTargets(job: InvalidationJob): string {
+  const parts: string[] = [];
+  if (job.keys.length) {
+    parts.push(`keys ${job.keys.slice(0, 5).map(quote).join(', ')}${more(job.keys)}`);
+  }
+  if (job.prefixes.length) {
+    parts.push(`prefixes ${job.prefixes.slice(0, 5).map(quote).join(', ')}${more(job.prefixes)}`);
+  }
+  return parts.join('; ') || 'nothing';
+}
+
+function more(list: readonly string[]): string {
+  return list.length > 5 ? ` and ${list.length - 5} more` : '';
+}

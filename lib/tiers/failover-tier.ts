@@ -1,0 +1,75 @@
+import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { RemoteTier } from './remote-tier';
+
+/**
+ * The failover read/write policy (PyFly's `CacheManager`), once: reads go to the remote tier,
+ * then to the fallback when it misses, fails or is skipped; writes go to the fallback first (its
+ * TTL then never outlasts the remote one), then to the remote tier, which journals what it
+ * could not apply; deletes and clears hit both. Never rejects for the remote tier's sake.
+ *
+ * @internal
+ */
+export class FailoverTier implements CacheAdapter {
+  /** `get` calls answered by the fallback. */
+  fallbackHits = 0;
+  /** `get` calls that found nothing in either tier. */
+  misses = 0;
+
+  constructor(
+    readonly remote: RemoteTier,
+    readonly fallback: CacheAdapter,
+  ) {}
+
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    const remote = await this.remote.get<T>(key);
+    if (remote !== undefined) return remote;
+    const value = await this.fallback.get<T>(key);
+    if (value === undefined) this.misses++;
+    else this.fallbackHits++;
+    return value;
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await this.remote.has(key)) || this.fallback.has(key);
+  }
+
+  async set(key: string, value: unknown, ttl: number): Promise<void> {
+    await this.fallback.set(key, value, ttl);
+    await this.remote.set(key, value, ttl);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const inFallback = await this.fallback.delete(key);
+    const inRemote = await this.remote.delete(key);
+    return inRemote || inFallback;
+  }
+
+  async clear(): Promise<void> {
+    await this.fallback.clear();
+    await this.remote.clear();
+  }
+
+  async deleteByPrefix(prefix: string): Promise<number> {
+    const inFallback = await this.fallback.deleteByPrefix(prefix);
+    const inRemote = await this.remote.deleteByPrefix(prefix);
+    return inRemote === undefined ? inFallback : Math.max(inRemote, inFallback);
+  }
+
+  ping(): Promise<void> {
+    return this.remote.ping();
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.remote.resume();
+    await this.fallback.onModuleInit?.();
+    await this.remote.start();
+  }
+
+  async onApplicationShutdown(signal?: string): Promise<void> {
+    this.remote.stop();
+    await Promise.all([
+      this.remote.store.onApplicationShutdown?.(signal),
+      this.fallback.onApplicationShutdown?.(signal),
+    ]);
+  }
+}

@@ -1,0 +1,30 @@
+import type { CacheAdapter, SyncCacheView } from '../interfaces/cache-adapter.interface';
+
+/**
+ * The in-process tier: an adapter that offers the port's sync capability
+ * ({@link CacheAdapter.syncView}), read and written without a Promise. The stack answers a hit
+ * from it in the caller's own turn (the decorators' and the interceptor's fast path).
+ */
+export class LocalTier {
+  private constructor(
+    /** The adapter: its async calls (delete, has, clear, prefix) go to it directly. */
+    readonly store: CacheAdapter,
+    private readonly view: SyncCacheView,
+  ) {}
+
+  /** The local tier over `adapter`, or `undefined` when it has no sync capability. */
+  static of(adapter: CacheAdapter): LocalTier | undefined {
+    const view = adapter.syncView?.();
+    return view ? new LocalTier(adapter, view) : undefined;
+  }
+
+  /** The value of `key`, or `undefined` on a miss. */
+  get<T>(key: string): T | undefined {
+    return this.view.getSync<T>(key);
+  }
+
+  /** Stores `value` (already in its stored form); throws on an invalid `ttl`. */
+  set(key: string, value: unknown, ttl: number): void {
+    this.view.setSync(key, value, ttl);
+  }
+}
