@@ -161,23 +161,35 @@ export function hostKey(host: string): string {
 }
 
 /**
- * Resolves `true` once `response` has been written completely (`'finish'`), `false` if it was
- * closed first (the client went away) or was already over. A response object without events
- * (not Node's) resolves `true` at once.
+ * Resolves `true` once the headers of `response` have been written — its status and headers
+ * are then final, whoever set them — or `false` if the response was closed first (the client
+ * went away) or its headers were already out. A response object without events (not Node's)
+ * resolves `true` at once.
+ *
+ * The decision point is the header write, not `'finish'`: waiting for the body to be flushed
+ * would make every request that joined this one wait for the slowest client's download (one
+ * that never reads would stall the URL for everyone). `writeHead` is wrapped and the decision
+ * taken after the original returns, so listeners that others hooked on it (compression's
+ * `Vary`, `on-headers` users) have run; Node calls `writeHead` for implicit headers too.
  */
 export function whenSent(response: unknown): Promise<boolean> {
   const raw = rawResponse(response);
   if (!raw) return Promise.resolve(true);
-  if (raw.writableEnded || raw.destroyed) return Promise.resolve(false);
+  if (raw.headersSent || raw.writableEnded || raw.destroyed) return Promise.resolve(false);
   return new Promise<boolean>((resolve) => {
-    const finished = () => done(true);
-    const closed = () => done(raw.writableFinished === true);
-    const done = (sent: boolean) => {
-      raw.off('finish', finished);
+    const original = raw.writeHead;
+    const closed = () => done(false);
+    const done = (written: boolean) => {
       raw.off('close', closed);
-      resolve(sent);
+      if (raw.writeHead === writeHead) raw.writeHead = original;
+      resolve(written);
     };
-    raw.once('finish', finished);
+    const writeHead = function (this: unknown, ...args: unknown[]): unknown {
+      const result = original.apply(this, args);
+      done(true);
+      return result;
+    };
+    raw.writeHead = writeHead;
     raw.once('close', closed);
   });
 }
@@ -189,6 +201,7 @@ export function headersSent(response: unknown): boolean {
 
 interface RawResponse {
   headersSent?: boolean;
+  writeHead: (...args: unknown[]) => unknown;
   writableEnded?: boolean;
   writableFinished?: boolean;
   destroyed?: boolean;
@@ -203,6 +216,7 @@ function rawResponse(response: unknown): RawResponse | undefined {
   return typeof raw === 'object' &&
     raw !== null &&
     typeof (raw as RawResponse).once === 'function' &&
+    typeof (raw as RawResponse).writeHead === 'function' &&
     typeof (raw as RawResponse).off === 'function'
     ? (raw as RawResponse)
     : undefined;

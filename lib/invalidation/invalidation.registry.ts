@@ -172,6 +172,8 @@ function mapPayload(
     try {
       value = typeof source === 'function' ? source(payload) : readPath(payload, source);
       if (isThenable(value)) {
+        // Never awaited, so its rejection must be handled here: an unhandled one ends the process.
+        Promise.resolve(value).catch(() => undefined);
         throw new Error('returned a Promise; a fieldMapping function must return the value itself');
       }
       // A value no key can hold (a function, a symbol, a Map) cannot name an entry either.

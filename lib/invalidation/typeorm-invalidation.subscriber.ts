@@ -163,15 +163,22 @@ export class TypeOrmInvalidationSubscriber {
     (levels[depth] ??= []).push(change);
   }
 
+  /**
+   * Publishes the changes of one commit together, not one after another: with Redis frozen, a
+   * commit of N changes then costs one command timeout, not N (deletions are idempotent, so
+   * their order does not matter).
+   */
   private async publishAll(changes: readonly Change[]): Promise<void> {
-    for (const change of changes) {
-      try {
-        await this.invalidator.publish(change.event, change.payloads);
-      } catch (error) {
-        // publish logs its own failures; this only guards the commit against a programming error.
-        this.log.error(`Cache invalidation after a TypeORM change failed: ${describeError(error)}`);
-      }
-    }
+    await Promise.all(
+      changes.map((change) =>
+        this.invalidator.publish(change.event, change.payloads).catch((error: unknown) => {
+          // publish logs its own failures; this only guards the commit against a programming error.
+          this.log.error(
+            `Cache invalidation after a TypeORM change failed: ${describeError(error)}`,
+          );
+        }),
+      ),
+    );
   }
 }
 

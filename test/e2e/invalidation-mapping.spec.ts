@@ -63,6 +63,18 @@ const CASES: Case[] = [
     partitionOnly: false,
   },
   {
+    // Its rejection is never awaited: it must still be handled, or it would end the process.
+    name: 'async function rejects',
+    fieldMapping: {
+      userId: async (): Promise<number> => {
+        await Promise.resolve();
+        throw new Error('no id');
+      },
+    },
+    payload: { id: 1 },
+    partitionOnly: false,
+  },
+  {
     name: 'path getter throws',
     fieldMapping: { userId: 'user.id' },
     payload: {
@@ -252,9 +264,15 @@ describe.each(combos)(
 
     it.each(CASES.map((c, i) => [c.name, i]))('%s', async (_name, index) => {
       const { payload, partitionOnly } = CASES[index];
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
       await seed();
       await invalidator.publish(`case.${index}`, payload);
       await settled();
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off('unhandledRejection', onUnhandled);
+      expect(unhandled).toEqual([]);
 
       // Never "nothing": user 1's entries are gone in every case.
       expect(await cached(1, 'full')).toBe(false);
