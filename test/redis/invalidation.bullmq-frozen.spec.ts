@@ -1,16 +1,13 @@
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   BullMqDispatcher,
   CacheInvalidator,
   CacheModule,
   CacheService,
-  InvalidationRule,
-  KeyConstructor,
-  argField,
   type BullMqDispatcherOptions,
 } from '../../lib';
-import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
+import { Feeds, keyOf } from '../support/bullmq-feeds';
 import { CapturingLogger } from '../support/logs';
 import { RedisServer } from '../support/redis-server';
 import { inspector, uniqueNamespace } from '../support/redis';
@@ -24,27 +21,6 @@ import { inspector, uniqueNamespace } from '../support/redis';
 const TIMEOUT_MS = 500;
 // One timeout plus room for a busy machine; two timeouts would exceed it.
 const LIMIT_MS = 1.8 * TIMEOUT_MS;
-
-const FeedKey = KeyConstructor.define({
-  namespace: 'feeds',
-  fields: [argField('userId', { partition: true }), argField('page')],
-});
-
-@Injectable()
-class Feeds {
-  get(userId: number, page: number) {
-    return `${userId}:${page}`;
-  }
-}
-registerInvalidation(Feeds, 'get', FeedKey, [
-  InvalidationRule({
-    event: 'post.created',
-    fieldMapping: { userId: 'authorId' },
-    dispatcher: 'bullmq',
-  }),
-]);
-
-const keyOf = (userId: number, page: number) => FeedKey.render({ userId, page });
 
 async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;

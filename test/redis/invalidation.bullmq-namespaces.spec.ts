@@ -1,4 +1,4 @@
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
@@ -8,16 +8,13 @@ import {
   CacheInvalidator,
   CacheModule,
   CacheService,
-  InvalidationRule,
-  KeyConstructor,
   RedisCacheAdapter,
-  argField,
   type BullMqDispatcherOptions,
   type CacheModuleOptions,
   type InvalidationDispatcher,
   type InvalidationExecutor,
 } from '../../lib';
-import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
+import { Feeds, keyOf } from '../support/bullmq-feeds';
 import { CapturingLogger } from '../support/logs';
 import { RedisServer } from '../support/redis-server';
 import { uniqueNamespace } from '../support/redis';
@@ -30,26 +27,6 @@ import { uniqueNamespace } from '../support/redis';
  * is refused at startup.
  */
 
-const FeedKey = KeyConstructor.define({
-  namespace: 'feeds',
-  fields: [argField('userId', { partition: true }), argField('page')],
-});
-
-@Injectable()
-class Feeds {
-  get(userId: number, page: number) {
-    return `${userId}:${page}`;
-  }
-}
-registerInvalidation(Feeds, 'get', FeedKey, [
-  InvalidationRule({
-    event: 'post.created',
-    fieldMapping: { userId: 'authorId' },
-    dispatcher: 'bullmq',
-  }),
-]);
-
-const keyOf = (userId: number, page: number) => FeedKey.render({ userId, page });
 const USERS = [1, 2, 3, 4, 5, 6, 7, 8];
 
 async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {

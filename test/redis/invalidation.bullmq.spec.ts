@@ -1,4 +1,4 @@
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
@@ -7,36 +7,14 @@ import {
   CacheInvalidator,
   CacheModule,
   CacheService,
-  InvalidationRule,
-  KeyConstructor,
-  argField,
   type BullMqDispatcherOptions,
   type CacheModuleOptions,
 } from '../../lib';
-import { registerInvalidation } from '../../lib/invalidation/invalidation.registry';
+import { Feeds, keyOf } from '../support/bullmq-feeds';
 import { GatedAdapter } from '../support/gated-adapter';
 import { CapturingLogger } from '../support/logs';
 import { RedisServer } from '../support/redis-server';
 import { inspector, sharedRedisUrl, uniqueNamespace } from '../support/redis';
-
-const FeedKey = KeyConstructor.define({
-  namespace: 'feeds',
-  fields: [argField('userId', { partition: true }), argField('page')],
-});
-
-@Injectable()
-class Feeds {
-  get(userId: number, page: number) {
-    return `${userId}:${page}`;
-  }
-}
-registerInvalidation(Feeds, 'get', FeedKey, [
-  InvalidationRule({
-    event: 'post.created',
-    fieldMapping: { userId: 'authorId' },
-    dispatcher: 'bullmq',
-  }),
-]);
 
 async function boot(
   cacheOptions: CacheModuleOptions,
@@ -66,8 +44,6 @@ async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<v
   }
   throw new Error(`condition not met within ${ms} ms`);
 }
-
-const keyOf = (userId: number, page: number) => FeedKey.render({ userId, page });
 
 describe('BullMQ dispatcher across a Redis restart', () => {
   let server: RedisServer;
