@@ -8,6 +8,7 @@ import {
   type BullMqDispatcherOptions,
 } from '../../lib';
 import { Feeds, keyOf } from '../support/bullmq-feeds';
+import { eventually } from '../support/eventually';
 import { CapturingLogger } from '../support/logs';
 import { RedisServer } from '../support/redis-server';
 import { inspector, uniqueNamespace } from '../support/redis';
@@ -21,15 +22,6 @@ import { inspector, uniqueNamespace } from '../support/redis';
 const TIMEOUT_MS = 500;
 // One timeout plus room for a busy machine; two timeouts would exceed it.
 const LIMIT_MS = 1.8 * TIMEOUT_MS;
-
-async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
-}
 
 describe('BullMQ dispatcher with Redis frozen', () => {
   let server: RedisServer;

@@ -15,6 +15,7 @@ import {
   type InvalidationExecutor,
 } from '../../lib';
 import { Feeds, keyOf } from '../support/bullmq-feeds';
+import { eventually } from '../support/eventually';
 import { CapturingLogger } from '../support/logs';
 import { RedisServer } from '../support/redis-server';
 import { uniqueNamespace } from '../support/redis';
@@ -28,15 +29,6 @@ import { uniqueNamespace } from '../support/redis';
  */
 
 const USERS = [1, 2, 3, 4, 5, 6, 7, 8];
-
-async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
-}
 
 describe('BullMQ dispatcher: jobs stay in their namespace', () => {
   let server: RedisServer;

@@ -11,6 +11,7 @@ import {
   type CacheModuleOptions,
 } from '../../lib';
 import { Feeds, keyOf } from '../support/bullmq-feeds';
+import { eventually } from '../support/eventually';
 import { GatedAdapter } from '../support/gated-adapter';
 import { CapturingLogger } from '../support/logs';
 import { RedisServer } from '../support/redis-server';
@@ -34,15 +35,6 @@ async function boot(
   const app = moduleRef.createNestApplication({ logger });
   await app.init();
   return { app, dispatcher };
-}
-
-async function eventually(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
 }
 
 describe('BullMQ dispatcher across a Redis restart', () => {
