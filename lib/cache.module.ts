@@ -5,7 +5,11 @@ import { createCacheAdapter } from './core/create-adapter';
 import { createCacheStack } from './core/create-stack';
 import { CacheStack } from './core/cache-stack';
 import { CACHE_MODULE_OPTIONS, CACHE_USER_OPTIONS } from './config/cache.constants';
-import { resolveCacheOptions, type ResolvedCacheOptions } from './config/cache-options.resolver';
+import {
+  callTimeoutOf,
+  resolveCacheOptions,
+  type ResolvedCacheOptions,
+} from './config/cache-options.resolver';
 import { CacheService } from './cache.service';
 import { CacheExplorer } from './discovery/cache.explorer';
 import { CacheMetadataAccessor } from './discovery/cache-metadata.accessor';
@@ -92,7 +96,7 @@ export class CacheModule {
         // ends up with (a user may override the CacheAdapter provider).
         provide: CacheStack,
         useFactory: (adapter: CacheAdapter, options: ResolvedCacheOptions) =>
-          createCacheStack(adapter, options),
+          createCacheStack(adapter, { ...options, callTimeoutMs: callTimeoutOf(options) }),
         inject: [CacheAdapter, CACHE_MODULE_OPTIONS],
       },
       CacheService,

@@ -6,7 +6,9 @@
 export { CacheModule } from './cache.module';
 export { CACHE_MODULE_OPTIONS } from './config/cache.constants';
 export type {
+  CacheBusOptions,
   CacheFailoverOptions,
+  CacheL1Options,
   CacheMemoryOptions,
   CacheModuleAsyncOptions,
   CacheModuleOptions,

@@ -1,8 +1,14 @@
 import { LRUCache } from 'lru-cache';
 import { CacheArgumentError } from '../utils/cache.errors';
 import { toStorable } from '../utils/serializable';
+import { estimateSize } from '../utils/value-size';
 import { MEMORY_DEFAULTS } from '../config/defaults';
-import { invalidTtlMessage, ttlProblem } from '../config/validators';
+import {
+  invalidOption,
+  invalidTtlMessage,
+  positiveIntegerProblem,
+  ttlProblem,
+} from '../config/validators';
 import type { CacheAdapter, SyncCacheView } from '../interfaces/cache-adapter.interface';
 
 /** Options of {@link MemoryCacheAdapter}. */
@@ -11,6 +17,15 @@ export interface MemoryCacheAdapterOptions {
   maxEntries?: number;
   /** Seconds between sweeps of expired entries; `0` disables the sweep. @default 60 */
   sweepInterval?: number;
+  /**
+   * Most bytes kept, estimated per entry as its key's length plus the length of its value's
+   * JSON text (UTF-16 code units, escapes not counted: exact for ASCII data). The least
+   * recently used entries are evicted to stay under it; an entry larger than the bound is not
+   * stored, and the key's previous entry is dropped, so the key misses rather than serving an
+   * older value. Unset: entries are not measured at all.
+   * @default undefined (no byte bound)
+   */
+  maxSize?: number;
 }
 
 // One options object per distinct TTL, not one per `set`; the last one used is at hand
@@ -62,11 +77,15 @@ const clock = {
 const NULL = Symbol('null');
 type Stored = NonNullable<unknown>;
 
+// The key is held too. `estimateSize` counts the NULL marker as 4, as `null`.
+const entrySize = (value: Stored, key: string): number => key.length + estimateSize(value);
+
 /**
  * In-process backend on `lru-cache`: values are kept as-is (no serialisation round trip, so
  * callers must not mutate what they cached), expired entries are dropped lazily on read and by
  * a periodic sweep whose timer is `unref()`ed and stopped at shutdown, and the number of
- * entries is bounded by `maxEntries` with least-recently-used eviction.
+ * entries is bounded by `maxEntries` (and their estimated bytes by `maxSize`, when set) with
+ * least-recently-used eviction.
  *
  * @example
  * ```ts
@@ -78,7 +97,13 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
   private readonly sweepMs: number;
   private timer: NodeJS.Timeout | undefined;
 
+  /**
+   * Throws `CacheConfigError` when `maxSize` is given and is not a whole number >= 1.
+   */
   constructor(options: MemoryCacheAdapterOptions = {}) {
+    const { maxSize } = options;
+    const problem = maxSize === undefined ? undefined : positiveIntegerProblem(maxSize);
+    if (problem) throw invalidOption('maxSize', maxSize, problem, 'MemoryCacheAdapter');
     this.store = new LRUCache<string, Stored>({
       max: options.maxEntries ?? MEMORY_DEFAULTS.maxEntries,
       // Per-entry TTLs are set on each `set`; 0 here means "no default TTL".
@@ -87,6 +112,9 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
       updateAgeOnGet: false,
       updateAgeOnHas: false,
       perf: clock,
+      // Only with a byte bound: measuring costs every `set` a walk of the value. lru-cache
+      // refuses an entry above maxSize and deletes the key's previous entry (lru-cache #set).
+      ...(maxSize === undefined ? {} : { maxSize, sizeCalculation: entrySize }),
     });
     this.sweepMs = (options.sweepInterval ?? MEMORY_DEFAULTS.sweepInterval) * 1000;
   }
@@ -132,7 +160,8 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
 
   /**
    * {@link set} without the Promise and without the value check: `value` must already be in its
-   * stored form (the cache checked it). Throws `CacheArgumentError` on an invalid `ttl`.
+   * stored form (the cache checked it). Throws `CacheArgumentError` on an invalid `ttl`. With
+   * `maxSize`, an entry larger than it is not stored and the key's previous entry is dropped.
    */
   setSync(key: string, value: unknown, ttl: number): void {
     this.store.set(key, value === null || value === undefined ? NULL : value, ttlOption(ttl));

@@ -12,6 +12,7 @@ import {
 } from '../config/validators';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import { STORED_WRITER, type StoredWrite } from '../interfaces/stored-write';
+import { ENTRY_READER, type EntryRead, type SharedEntry } from '../interfaces/entry-reader';
 import type { CacheRedisOptions } from '../interfaces/cache-module-options.interface';
 import { quote } from '../utils/describe-value';
 import { CACHE_LOGGER_CONTEXT, CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
@@ -63,6 +64,8 @@ const SCAN_COUNT = 1000;
 export class RedisCacheAdapter implements CacheAdapter {
   /** The ioredis client (standalone, sentinel-backed or cluster). */
   readonly client: Redis | Cluster;
+  /** The namespace every key is written under (`namespace:key`). */
+  readonly namespace: string;
   private readonly owned: boolean;
   private readonly prefix: string;
   private readonly strict: boolean;
@@ -84,6 +87,7 @@ export class RedisCacheAdapter implements CacheAdapter {
     registerRedisSecrets(redis);
     const namespace = options.namespace === undefined ? 'cache' : options.namespace;
     assertNamespace(namespace, 'namespace', 'RedisCacheAdapter');
+    this.namespace = namespace;
     this.prefix = `${namespace}:`;
     this.strict = options.strict ?? false;
     this.whileUnreachable = options.whileUnreachable ?? 'cache calls miss and call through';
@@ -104,7 +108,10 @@ export class RedisCacheAdapter implements CacheAdapter {
       this.target = `Redis cluster ${redis.cluster.map(describeNode).join(',')}`;
     } else {
       const { url, ...rest } = redis;
-      const options: RedisOptions = { ...FAIL_FAST, ...rest };
+      // Sentinel: follow a failover as soon as the sentinels switch (ioredis's failoverDetector),
+      // not only once the old master drops its clients: writes sent to it meanwhile are lost.
+      const sentinel: RedisOptions = rest.sentinels ? { failoverDetector: true } : {};
+      const options: RedisOptions = { ...FAIL_FAST, ...sentinel, ...rest };
       this.client = url ? new Redis(url, options) : new Redis(options);
       this.owned = true;
       this.target = describeTarget(url, rest);
@@ -136,15 +143,58 @@ export class RedisCacheAdapter implements CacheAdapter {
     }
     return reply.then(
       (raw) => (raw === null ? undefined : this.decode<T>(namespaced, raw)),
-      (error: unknown) => {
-        if (!isWrongType(error)) throw error;
-        this.log.warn(
-          `corrupt:${namespaced}`,
-          `Cache key ${quote(namespaced)} holds a non-string Redis type; treated as a miss`,
-        );
-        return undefined;
-      },
+      (error: unknown) => this.wrongType(namespaced, error),
     );
+  }
+
+  /**
+   * The cache's own read of an entry with the milliseconds it has left (`GET` and `PTTL` in one
+   * round trip), for the two-tier store (see `ENTRY_READER`).
+   *
+   * @internal
+   */
+  [ENTRY_READER](): EntryRead | undefined {
+    // Compared by identity: an override of `get` (a subclass, a test spy) must be called.
+    return this.get === RedisCacheAdapter.prototype.get ? this.entryRead : undefined;
+  }
+
+  private readonly entryRead: EntryRead = (key) => this.readEntry(key);
+
+  private readEntry(key: string): Promise<SharedEntry | undefined> {
+    const namespaced = this.prefix + key;
+    let replies: Promise<[string | null, number]>;
+    try {
+      const target = redisKey(namespaced);
+      if (typeof target !== 'string' && this.client.isCluster) {
+        replies = together(this.client, target);
+      } else {
+        this.batch();
+        const raw = this.client.get(target);
+        this.batch();
+        replies = Promise.all([raw, this.client.pttl(target)]);
+      }
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+    return replies.then(
+      ([raw, pttl]) => {
+        if (raw === null) return undefined;
+        const value = this.decode(namespaced, raw);
+        if (value === undefined) return undefined;
+        // -1: no expiry; -2 (gone since the GET) or 0: nothing left to keep.
+        return { value, ttlMs: pttl === -1 ? undefined : Math.max(0, pttl) };
+      },
+      (error: unknown) => this.wrongType(namespaced, error),
+    );
+  }
+
+  private wrongType(namespaced: string, error: unknown): undefined {
+    if (!isWrongType(error)) throw error;
+    this.log.warn(
+      `corrupt:${namespaced}`,
+      `Cache key ${quote(namespaced)} holds a non-string Redis type; treated as a miss`,
+    );
+    return undefined;
   }
 
   /**
@@ -173,11 +223,11 @@ export class RedisCacheAdapter implements CacheAdapter {
     return this.set === RedisCacheAdapter.prototype.set ? this.storedWrite : undefined;
   }
 
-  private readonly storedWrite: StoredWrite = (key, value, ttl) =>
-    this.writeStored(key, value, ttl);
+  private readonly storedWrite: StoredWrite = (key, value, ttl, ifAbsent) =>
+    this.writeStored(key, value, ttl, ifAbsent);
 
   /** {@link set} of a value already in its stored form. */
-  private writeStored(key: string, value: unknown, ttl: number): Promise<void> {
+  private writeStored(key: string, value: unknown, ttl: number, ifAbsent = false): Promise<void> {
     let written: Promise<unknown>;
     try {
       const problem = ttlProblem(ttl);
@@ -187,15 +237,24 @@ export class RedisCacheAdapter implements CacheAdapter {
       // Above 0, at least 1 ms: a tiny fraction must not round to 0 (rejected by Redis).
       const px = ttl > 0 ? Math.max(1, Math.round(ttl * 1000)) : 0;
       this.batch();
-      written =
-        typeof target !== 'string' && this.client.isCluster
-          ? alone(
-              this.client,
-              px > 0 ? ['set', target, payload, 'PX', px] : ['set', target, payload],
-            )
-          : px > 0
-            ? this.client.set(target, payload, 'PX', px)
-            : this.client.set(target, payload);
+      if (ifAbsent) {
+        const command: Array<string | Buffer | number> = ['set', target, payload, 'NX'];
+        if (px > 0) command.push('PX', px);
+        written =
+          typeof target !== 'string' && this.client.isCluster
+            ? alone(this.client, command)
+            : this.client.call(...(command as [string, ...Array<string | Buffer | number>]));
+      } else {
+        written =
+          typeof target !== 'string' && this.client.isCluster
+            ? alone(
+                this.client,
+                px > 0 ? ['set', target, payload, 'PX', px] : ['set', target, payload],
+              )
+            : px > 0
+              ? this.client.set(target, payload, 'PX', px)
+              : this.client.set(target, payload);
+      }
     } catch (error) {
       // A value JSON cannot write (a BigInt, a throwing toJSON): a rejection, like any failure.
       return Promise.reject(asError(error));
@@ -402,6 +461,21 @@ async function alone<T = unknown>(
   const [[error, reply]] = (await client.pipeline([command]).exec()) ?? [[null, null]];
   if (error) throw error;
   return reply as T;
+}
+
+/** `GET` and `PTTL` of a Buffer key on a cluster, in one pipeline (see {@link alone}). */
+async function together(client: Redis | Cluster, key: Buffer): Promise<[string | null, number]> {
+  const results = (await client
+    .pipeline([
+      ['get', key],
+      ['pttl', key],
+    ])
+    .exec()) ?? [
+    [null, null],
+    [null, -2],
+  ];
+  for (const [error] of results) if (error) throw error;
+  return [results[0][1] as string | null, results[1][1] as number];
 }
 
 function isPresent(value: unknown): boolean {

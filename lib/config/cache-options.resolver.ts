@@ -2,22 +2,33 @@ import { CacheConfigError } from '../utils/cache.errors';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import type { CacheInvalidationOptions } from '../interfaces/cache-invalidation-options.interface';
 import type {
+  CacheBusOptions,
   CacheFailoverOptions,
+  CacheL1Options,
   CacheModuleOptions,
   CacheProvider,
   CacheRedisOptions,
 } from '../interfaces/cache-module-options.interface';
 import { registerRedisSecrets } from '../utils/redact';
-import { FAILOVER_DEFAULTS, MEMORY_DEFAULTS, MODULE_DEFAULTS, REDIS_FAIL_FAST } from './defaults';
+import {
+  BUS_DEFAULTS,
+  FAILOVER_DEFAULTS,
+  L1_DEFAULTS,
+  MEMORY_DEFAULTS,
+  MODULE_DEFAULTS,
+  REDIS_FAIL_FAST,
+} from './defaults';
 import {
   assertNamespace,
   configTtl,
   describeConfigValue as describe,
+  expiringTtlProblem,
   invalidOption as invalid,
   nonNegativeProblem,
   parseRedisUrl,
   positiveIntegerProblem,
   positiveProblem,
+  timerSecondsProblem,
 } from './validators';
 
 /**
@@ -32,7 +43,16 @@ export interface ResolvedCacheOptions {
   readonly redis: CacheRedisOptions;
   /** `false`, or the failover tuning with every default filled in. */
   readonly failover: false | Readonly<Required<CacheFailoverOptions>>;
-  readonly memory: { readonly maxEntries: number; readonly sweepInterval: number };
+  readonly memory: {
+    readonly maxEntries: number;
+    readonly sweepInterval: number;
+    /** Bytes; `undefined` = entries are not measured. */
+    readonly maxSize: number | undefined;
+  };
+  /** `false`, or the L1 tier's bounds with every default filled in. */
+  readonly l1: false | Readonly<Required<CacheL1Options>>;
+  /** `false` (no L1, or `bus: false`), or the bus tuning with every default filled in. */
+  readonly bus: false | Readonly<Required<CacheBusOptions>>;
   readonly strict: boolean;
   readonly adapter?: CacheAdapter;
   /** Dispatchers and event sources of invalidation rules (see `CacheInvalidationOptions`). */
@@ -48,6 +68,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'redis',
   'failover',
   'memory',
+  'l1',
+  'bus',
   'strict',
   'adapter',
   'invalidation',
@@ -143,6 +165,21 @@ export function resolveCacheOptions(
     );
   }
 
+  const l1Option = source('l1', user.l1, 'CACHE_L1');
+  const l1 = resolveL1(
+    pick(user.l1, env, 'CACHE_L1', 'l1', parseBoolean, MODULE_DEFAULTS.l1),
+    l1Option,
+  );
+  if (l1 && provider !== 'redis' && user.adapter === undefined) {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "${l1Option}": L1 needs provider 'redis' (or a custom adapter), ` +
+        `got provider '${provider}'. L1 is an in-process copy in front of a shared store; the ` +
+        `memory provider is in-process already. Set provider: 'redis' and redis: { url }, or ` +
+        `leave l1 off.`,
+    );
+  }
+  const bus = resolveBus(user.bus, l1 !== false);
+
   return {
     enabled,
     provider,
@@ -151,6 +188,8 @@ export function resolveCacheOptions(
     redis,
     failover,
     memory,
+    l1,
+    bus,
     strict,
     adapter: user.adapter,
     invalidation: resolveInvalidation(user.invalidation),
@@ -230,8 +269,80 @@ function resolveFailover(failover: unknown): ResolvedCacheOptions['failover'] {
   return { failureThreshold, cooldown, timeout, maxTrackedKeys };
 }
 
+/** Unknown fields of an option object, listed with the known ones. */
+function assertKnownFields(option: string, given: object, known: ReadonlySet<string>): void {
+  for (const name of Object.keys(given)) {
+    if (!known.has(name)) {
+      throw new CacheConfigError(
+        `Unknown CacheModule option "${option}.${name}". Known: ${[...known].join(', ')}.`,
+      );
+    }
+  }
+}
+
+const L1_FIELDS = new Set(Object.keys(L1_DEFAULTS));
+
+/** `l1` as given, or from `CACHE_L1` (then a boolean; `option` names the variable). */
+function resolveL1(l1: unknown, option: string): ResolvedCacheOptions['l1'] {
+  if (l1 === false) return false;
+  if (l1 === true) return { ...L1_DEFAULTS };
+  if (l1 === null || typeof l1 !== 'object' || Array.isArray(l1)) {
+    throw invalid(option, l1, 'true, false or { maxEntries, maxSize, ttl }');
+  }
+  assertKnownFields('l1', l1, L1_FIELDS);
+  const given = l1 as CacheL1Options;
+  return {
+    maxEntries: check(
+      'l1.maxEntries',
+      orDefault(given.maxEntries, L1_DEFAULTS.maxEntries),
+      positiveIntegerProblem,
+    ),
+    maxSize: check(
+      'l1.maxSize',
+      orDefault(given.maxSize, L1_DEFAULTS.maxSize),
+      positiveIntegerProblem,
+    ),
+    ttl: check('l1.ttl', orDefault(given.ttl, L1_DEFAULTS.ttl), expiringTtlProblem),
+  };
+}
+
+const BUS_FIELDS = new Set(Object.keys(BUS_DEFAULTS));
+
+function resolveBus(bus: unknown, l1: boolean): ResolvedCacheOptions['bus'] {
+  if (bus === false) return false;
+  if (bus === undefined) return l1 ? { ...BUS_DEFAULTS } : false;
+  if (bus !== true && (bus === null || typeof bus !== 'object' || Array.isArray(bus))) {
+    throw invalid('bus', bus, 'true, false or { heartbeat, maxBuffered }');
+  }
+  if (!l1) {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "bus": ${bus === true ? 'true' : '{ ... }'} without l1. ` +
+        `The bus keeps L1 tiers coherent; it needs l1: set l1: true (with provider 'redis'), ` +
+        `or remove bus.`,
+    );
+  }
+  if (bus === true) return { ...BUS_DEFAULTS };
+  assertKnownFields('bus', bus, BUS_FIELDS);
+  const given = bus as CacheBusOptions;
+  return {
+    heartbeat: check('bus.heartbeat', orDefault(given.heartbeat, BUS_DEFAULTS.heartbeat), (value) =>
+      timerSecondsProblem(value, 'no heartbeat'),
+    ),
+    maxBuffered: check(
+      'bus.maxBuffered',
+      orDefault(given.maxBuffered, BUS_DEFAULTS.maxBuffered),
+      positiveIntegerProblem,
+    ),
+  };
+}
+
+/** `fallback` for an omitted field only: `null` is a value, and rejected as one. */
+function orDefault<T>(given: T | undefined, fallback: T): T {
+  return given === undefined ? fallback : given;
+}
+
 function resolveMemory(memory: CacheModuleOptions['memory']): ResolvedCacheOptions['memory'] {
-  if (memory === undefined) return { ...MEMORY_DEFAULTS };
+  if (memory === undefined) return { ...MEMORY_DEFAULTS, maxSize: undefined };
   if (memory === null || typeof memory !== 'object') throw invalid('memory', memory, 'an object');
   const maxEntries = check(
     'memory.maxEntries',
@@ -243,7 +354,11 @@ function resolveMemory(memory: CacheModuleOptions['memory']): ResolvedCacheOptio
     memory.sweepInterval ?? MEMORY_DEFAULTS.sweepInterval,
     (value) => nonNegativeProblem(value, 'seconds', 'no sweep'),
   );
-  return { maxEntries, sweepInterval };
+  const maxSize =
+    memory.maxSize === undefined
+      ? undefined
+      : check('memory.maxSize', memory.maxSize, positiveIntegerProblem);
+  return { maxEntries, sweepInterval, maxSize };
 }
 
 function resolveRedis(redis: CacheRedisOptions | undefined, env: Env): CacheRedisOptions {

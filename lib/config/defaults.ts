@@ -1,6 +1,8 @@
 import type { RedisOptions } from 'ioredis';
 import type {
+  CacheBusOptions,
   CacheFailoverOptions,
+  CacheL1Options,
   CacheProvider,
 } from '../interfaces/cache-module-options.interface';
 
@@ -19,6 +21,7 @@ export const MODULE_DEFAULTS: {
   readonly ttl: number;
   readonly namespace: string;
   readonly failover: false;
+  readonly l1: boolean;
   readonly strict: boolean;
   readonly redisUrl: string;
 } = Object.freeze({
@@ -28,6 +31,8 @@ export const MODULE_DEFAULTS: {
   ttl: 300,
   namespace: 'cache',
   failover: false,
+  /** `true` (or `CACHE_L1=true`) uses {@link L1_DEFAULTS}; the bus then defaults to on. */
+  l1: false,
   strict: false,
   /** Used with `provider: 'redis'` when neither `redis` nor `CACHE_REDIS_URL` names a server. */
   redisUrl: 'redis://127.0.0.1:6379',
@@ -41,6 +46,30 @@ export const MEMORY_DEFAULTS = Object.freeze({
   maxEntries: 10_000,
   /** Seconds between sweeps of expired entries; `0` = no sweep. */
   sweepInterval: 60,
+  // No `maxSize`: without it no entry is measured (the memory `set` path stays as fast).
+});
+
+/**
+ * The defaults of `CacheL1Options`, used by `l1: true`.
+ * @internal
+ */
+export const L1_DEFAULTS: Readonly<Required<CacheL1Options>> = Object.freeze({
+  maxEntries: 10_000,
+  /** Bytes (64 MiB), as `estimateSize` counts them. */
+  maxSize: 67_108_864,
+  /** Seconds; an L1 entry lives the shorter of this and the entry's own remaining TTL. */
+  ttl: 60,
+});
+
+/**
+ * The defaults of `CacheBusOptions`, used by `bus: true` and when `l1` is on and `bus` is not
+ * given.
+ * @internal
+ */
+export const BUS_DEFAULTS: Readonly<Required<CacheBusOptions>> = Object.freeze({
+  /** Seconds between PINGs on the subscriber connection; `0` = no heartbeat. */
+  heartbeat: 1,
+  maxBuffered: 1000,
 });
 
 /**

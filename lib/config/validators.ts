@@ -30,6 +30,35 @@ export function ttlProblem(ttl: unknown): string | undefined {
 }
 
 /**
+ * {@link ttlProblem} without 0: `undefined` for a number of seconds above 0 and at most
+ * {@link MAX_TTL}, for a TTL that must expire (`l1.ttl`), else what it must be.
+ * @internal
+ */
+export function expiringTtlProblem(ttl: unknown): string | undefined {
+  return typeof ttl === 'number' && ttl > 0 && ttl <= MAX_TTL
+    ? undefined
+    : `a number of seconds above 0 and at most ${MAX_TTL} (0, "never expires", is refused)`;
+}
+
+/**
+ * The longest period, in seconds, a Node.js timer keeps: `setTimeout`/`setInterval` take at most
+ * 2^31 - 1 ms and fire after 1 ms instead (with a warning) beyond it.
+ * @internal
+ */
+export const MAX_TIMER_SECONDS = 2_147_483.647;
+
+/**
+ * `undefined` for a number of seconds from 0 to {@link MAX_TIMER_SECONDS}, the period of a
+ * timer (`zero` says what 0 means), else what the value must be.
+ * @internal
+ */
+export function timerSecondsProblem(value: unknown, zero: string): string | undefined {
+  return typeof value === 'number' && value >= 0 && value <= MAX_TIMER_SECONDS
+    ? undefined
+    : `a number of seconds from 0 to ${MAX_TIMER_SECONDS} (0 = ${zero})`;
+}
+
+/**
  * The one wording of a rejected TTL argument (`set`, `wrap`, the adapters):
  * `Invalid ttl <value as given>: expected ...`. A string is shown quoted — `"60"`, not `60` —
  * so a TTL that arrived as text is not mistaken for a number.

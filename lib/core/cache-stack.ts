@@ -8,6 +8,8 @@ import { isThenable } from '../utils/thenable';
 import { asError } from '../utils/timeout';
 import type { FailoverTier } from '../tiers/failover-tier';
 import type { LocalTier } from '../tiers/local-tier';
+import type { TwoTier } from '../tiers/two-tier';
+import type { BusMessage, BusState } from '../bus/cache-bus';
 import { ErrorPolicy } from './error-policy';
 import { LoaderRunner } from './loader-runner';
 import { SingleFlight, type Flight } from './single-flight';
@@ -41,22 +43,42 @@ export interface CacheStackOptions {
 }
 
 /**
- * The tiers a stack owns, exactly one of the three shapes (built by `createCacheStack`):
+ * The tiers a stack owns, exactly one of the four shapes (built by `createCacheStack`):
  * the local tier alone (memory, or an adapter with a sync view), a plain remote store (Redis
  * without failover, or an adapter without a sync view: failures go through the stack's error
- * policy), or the failover policy over the remote tier (timeout, breaker, journal, recovery)
- * and a local fallback.
+ * policy), the failover policy over the remote tier (timeout, breaker, journal, recovery)
+ * and a local fallback, or two tiers (`l1`): an in-process L1 in front of the remote store or
+ * the failover remote tier, kept coherent by the bus.
  */
 export type CacheTiers =
-  | { readonly local: LocalTier; readonly remote?: undefined; readonly failover?: undefined }
+  | {
+      readonly local: LocalTier;
+      readonly remote?: undefined;
+      readonly failover?: undefined;
+      readonly twoTier?: undefined;
+    }
   | {
       readonly remote: CacheAdapter;
       /** The remote adapter's unchecked write of a value the stack has checked, if it has one. */
       readonly write?: StoredWrite;
       readonly local?: undefined;
       readonly failover?: undefined;
+      readonly twoTier?: undefined;
     }
-  | { readonly failover: FailoverTier; readonly local?: undefined; readonly remote?: undefined };
+  | {
+      readonly failover: FailoverTier;
+      readonly local?: undefined;
+      readonly remote?: undefined;
+      readonly twoTier?: undefined;
+    }
+  | {
+      readonly twoTier: TwoTier;
+      /** The L1 is the stack's own (started and stopped with it), not a failover fallback. */
+      readonly ownL1: boolean;
+      readonly local?: undefined;
+      readonly remote?: undefined;
+      readonly failover?: undefined;
+    };
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -80,6 +102,8 @@ export class CacheStack {
    * costs one resolved Promise instead of a chain of them (bench/RESULTS.md).
    */
   private readonly local: LocalTier | undefined;
+  /** Two tiers (`l1`): the L1 is read synchronously first, the rest goes through {@link store}. */
+  private readonly twoTier: TwoTier | undefined;
   /**
    * What every asynchronous call reaches: the local tier's store, the plain remote store, or the
    * failover policy over the remote tier and its fallback.
@@ -87,6 +111,8 @@ export class CacheStack {
   private readonly store: CacheAdapter;
   /** Writes a value this stack has checked (`toStorable`) to {@link store}. */
   private readonly write: StoredWrite;
+  /** Writes a loader's value (two tiers: undone if another instance changed the key meanwhile). */
+  private readonly writeLoaded: StoredWrite;
 
   constructor(
     /** The tiers this stack owns (their lifecycle stays with the adapters Nest provides). */
@@ -94,9 +120,36 @@ export class CacheStack {
     private readonly options: CacheStackOptions,
   ) {
     this.local = tiers.local;
-    this.store = tiers.local ? tiers.local.store : (tiers.remote ?? tiers.failover);
+    const twoTier = tiers.twoTier;
+    this.twoTier = twoTier;
+    twoTier?.onRemoteChange((message) => this.remoteChange(message));
+    this.store = twoTier ?? (tiers.local ? tiers.local.store : (tiers.remote ?? tiers.failover));
     const store = this.store;
     this.write = (tiers.remote && tiers.write) ?? ((key, value, ttl) => store.set(key, value, ttl));
+    this.writeLoaded = twoTier
+      ? (key, value, ttl) => twoTier.write(key, value, ttl, true)
+      : this.write;
+  }
+
+  /**
+   * Starts what the stack owns beyond the adapter: with two tiers, the bus (and the L1 when it
+   * is not a failover fallback). Called by Nest.
+   */
+  async onModuleInit(): Promise<void> {
+    await this.twoTier?.start(this.tiers.twoTier ? this.tiers.ownL1 : false);
+  }
+
+  /** Stops the bus (after a bounded flush) and the stack's own L1. Called by Nest. */
+  async onApplicationShutdown(signal?: string): Promise<void> {
+    await this.twoTier?.stop(this.tiers.twoTier ? this.tiers.ownL1 : false, signal);
+  }
+
+  /**
+   * Whether the bus hears the other instances: `live`, `deaf` (the L1 is bypassed until it is
+   * live again) or `off` (no bus: one tier, or `bus: false`).
+   */
+  get busState(): BusState {
+    return this.twoTier ? this.twoTier.busState : 'off';
   }
 
   /** `false` when caching is switched off (`enabled: false`). */
@@ -130,6 +183,8 @@ export class CacheStack {
     if (invalid) return Promise.reject(invalid);
     if (!this.options.enabled) return Promise.resolve(undefined);
     if (this.local) return Promise.resolve(this.local.get<T>(key));
+    const near = this.twoTier?.peek<T>(key);
+    if (near !== undefined) return Promise.resolve(near);
     return this.errors.guarded('GET', key, () => this.store.get<T>(key), undefined);
   }
 
@@ -138,7 +193,8 @@ export class CacheStack {
    * a decorated method's hit skip the Promise chain.
    */
   peek<T>(key: string): T | undefined {
-    return this.options.enabled ? this.local?.get<T>(key) : undefined;
+    if (!this.options.enabled) return undefined;
+    return this.local ? this.local.get<T>(key) : this.twoTier?.peek<T>(key);
   }
 
   /** Stores `value` (its JSON form) under `key`; rejects on an invalid key, TTL or value. */
@@ -160,13 +216,13 @@ export class CacheStack {
     }
     // `nothing`: an adapter may resolve with its client's acknowledgement ('OK'); set resolves
     // undefined, in the same step that catches a failure.
-    return this.errors.guarded(
+    return this.errors.guarded<unknown>(
       'SET',
       key,
       () => this.write(key, stored, seconds),
       undefined,
       nothing,
-    );
+    ) as Promise<void>;
   }
 
   /** Deletes `key`; resolves `true` if it existed. */
@@ -284,13 +340,17 @@ export class CacheStack {
       if (cached !== undefined) return Promise.resolve({ value: cached, status: 'hit' });
       return this.startLoad(key, loader, seconds, options.unless);
     }
-    return this.get<T>(key).then((cached) => {
-      if (cached !== undefined) return { value: cached, status: 'hit' as const };
-      // A concurrent caller may have started the load while we awaited the read.
-      const raced = this.flights.joinable(key);
-      if (raced) return joined(raced) as Promise<WrapResult<T>>;
-      return this.startLoad(key, loader, seconds, options.unless);
-    });
+    const near = this.twoTier?.peek<T>(key);
+    if (near !== undefined) return Promise.resolve({ value: near, status: 'hit' });
+    return this.errors
+      .guarded('GET', key, () => this.store.get<T>(key), undefined)
+      .then((cached) => {
+        if (cached !== undefined) return { value: cached, status: 'hit' as const };
+        // A concurrent caller may have started the load while we awaited the read.
+        const raced = this.flights.joinable(key);
+        if (raced) return joined(raced) as Promise<WrapResult<T>>;
+        return this.startLoad(key, loader, seconds, options.unless);
+      });
   }
 
   private startLoad<T>(
@@ -371,7 +431,23 @@ export class CacheStack {
     }
     flight.stored = stored;
     flight.sharedUntil = ttl > 0 ? Date.now() + ttl * 1000 : Infinity;
-    return this.errors.guarded('SET', key, () => this.write(key, stored, ttl), undefined, nothing);
+    return this.errors.guarded<unknown>(
+      'SET',
+      key,
+      () => this.writeLoaded(key, stored, ttl),
+      undefined,
+      nothing,
+    ) as Promise<void>;
+  }
+
+  /** Another instance changed these entries (or the bus had a gap): loads of them are stale. */
+  private remoteChange(message: BusMessage): void {
+    if (message.clear) {
+      this.flights.supersede('', false);
+      return;
+    }
+    message.keys?.forEach((key) => this.flights.supersede(key, true));
+    message.prefixes?.forEach((prefix) => this.flights.supersede(prefix, false));
   }
 
   private ttlOf(ttl: number | undefined): number {

@@ -17,6 +17,16 @@ export function createCacheAdapter(options: ResolvedCacheOptions): CacheAdapter 
       ? 'the in-memory fallback serves cache calls'
       : 'cache calls miss and call through',
   });
-  if (options.failover) return new FailoverCacheAdapter(redis, memory(), options.failover);
+  if (options.failover) {
+    // With l1, the fallback is the L1 (one memory copy), bounded as the L1.
+    const fallback = options.l1
+      ? new MemoryCacheAdapter({
+          ...options.memory,
+          maxEntries: options.l1.maxEntries,
+          maxSize: options.l1.maxSize,
+        })
+      : memory();
+    return new FailoverCacheAdapter(redis, fallback, options.failover);
+  }
   return redis;
 }

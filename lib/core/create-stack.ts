@@ -1,8 +1,24 @@
+import { MemoryCacheAdapter } from '../adapters/memory.adapter';
+import { RedisCacheAdapter } from '../adapters/redis.adapter';
+import { RedisBus } from '../bus/redis-bus';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import { storedWriterOf } from '../interfaces/stored-write';
 import { FailoverCacheAdapter } from '../tiers/failover.adapter';
 import { LocalTier } from '../tiers/local-tier';
+import { failoverShared, plainShared, TwoTier } from '../tiers/two-tier';
+import { CacheConfigError } from '../utils/cache.errors';
 import { CacheStack, type CacheStackOptions, type CacheTiers } from './cache-stack';
+
+/** The two-tier part of the resolved options (`l1`, `bus`), when the stack has two tiers. */
+export interface TwoTierStackOptions {
+  /** `false`, or the L1's bounds and TTL (seconds). */
+  readonly l1?:
+    false | { readonly maxEntries: number; readonly maxSize: number; readonly ttl: number };
+  /** `false`, or the bus tuning (seconds). */
+  readonly bus?: false | { readonly heartbeat: number; readonly maxBuffered: number };
+  /** The per-call timeout of the cache, in ms (bounds a PUBLISH). */
+  readonly callTimeoutMs?: number;
+}
 
 /**
  * The stack over the application's `CacheAdapter` provider, holding its tiers directly:
@@ -10,18 +26,81 @@ import { CacheStack, type CacheStackOptions, type CacheTiers } from './cache-sta
  * overriding the provider) lends its failover policy (remote tier with breaker, timeout,
  * journal and recovery, plus its fallback: one memory copy); an adapter with a sync view is
  * the local tier; any other is a plain remote store whose failures the stack's error policy
- * answers. The adapter stays the provider Nest starts and stops, so each piece's lifecycle runs
- * once.
+ * answers. With `l1`, an in-process tier goes in front of the remote one (the failover fallback
+ * itself when there is one) with a bus over the adapter's Redis client. The adapter stays the
+ * provider Nest starts and stops, so each piece's lifecycle runs once.
  */
-export function createCacheStack(adapter: CacheAdapter, options: CacheStackOptions): CacheStack {
-  return new CacheStack(tiersOf(adapter), options);
+export function createCacheStack(
+  adapter: CacheAdapter,
+  options: CacheStackOptions & TwoTierStackOptions,
+): CacheStack {
+  return new CacheStack(tiersOf(adapter, options), options);
 }
 
-function tiersOf(adapter: CacheAdapter): CacheTiers {
+function tiersOf(
+  adapter: CacheAdapter,
+  options: CacheStackOptions & TwoTierStackOptions,
+): CacheTiers {
   // The exact class only: a subclass may override a method, so it is called as a plain store.
-  if (Object.getPrototypeOf(adapter) === FailoverCacheAdapter.prototype) {
-    return { failover: (adapter as FailoverCacheAdapter).tier };
-  }
+  const failover =
+    Object.getPrototypeOf(adapter) === FailoverCacheAdapter.prototype
+      ? (adapter as FailoverCacheAdapter)
+      : undefined;
+  if (options.l1) return twoTiers(adapter, failover, options.l1, options);
+  if (failover) return { failover: failover.tier };
   const local = LocalTier.of(adapter);
   return local ? { local } : { remote: adapter, write: storedWriterOf(adapter) };
+}
+
+function twoTiers(
+  adapter: CacheAdapter,
+  failover: FailoverCacheAdapter | undefined,
+  l1: { readonly maxEntries: number; readonly maxSize: number; readonly ttl: number },
+  options: CacheStackOptions & TwoTierStackOptions,
+): CacheTiers {
+  const local = failover ? LocalTier.of(failover.tier.fallback) : ownL1(adapter, l1);
+  if (!local) {
+    // One memory copy: with failover, the fallback is the L1.
+    throw new CacheConfigError(
+      'Invalid CacheModule option "l1": with a FailoverCacheAdapter, the L1 is its fallback, ' +
+        'which must be an in-process store with a sync view (a MemoryCacheAdapter).',
+    );
+  }
+  const shared = failover
+    ? failoverShared(failover.tier.remote)
+    : plainShared(adapter, storedWriterOf(adapter));
+  const bus = options.bus ? busOf(failover ? failover.primary : adapter, options) : undefined;
+  const twoTier = new TwoTier(local, shared, bus, { l1Ttl: l1.ttl }, failover?.tier.remote);
+  return { twoTier, ownL1: !failover };
+}
+
+function ownL1(
+  adapter: CacheAdapter,
+  l1: { readonly maxEntries: number; readonly maxSize: number },
+): LocalTier | undefined {
+  if (LocalTier.of(adapter)) {
+    throw new CacheConfigError(
+      `Invalid CacheModule option "l1": the adapter is already in-process; l1 goes in front ` +
+        `of a remote store (provider: 'redis').`,
+    );
+  }
+  return LocalTier.of(new MemoryCacheAdapter({ maxEntries: l1.maxEntries, maxSize: l1.maxSize }));
+}
+
+function busOf(remote: CacheAdapter, options: CacheStackOptions & TwoTierStackOptions): RedisBus {
+  const redis = remote instanceof RedisCacheAdapter ? remote : undefined;
+  const bus = options.bus;
+  if (!redis || !bus) {
+    throw new CacheConfigError(
+      'Invalid CacheModule option "bus": the bus runs over Redis pub/sub and needs a ' +
+        'RedisCacheAdapter as the remote tier; set bus: false for one instance.',
+    );
+  }
+  return new RedisBus(redis.client, {
+    // The adapter's own: instances share a channel exactly when they share keys.
+    namespace: redis.namespace,
+    heartbeatMs: Math.round(bus.heartbeat * 1000),
+    maxBuffered: bus.maxBuffered,
+    timeoutMs: options.callTimeoutMs ?? 1000,
+  });
 }

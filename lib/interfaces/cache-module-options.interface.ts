@@ -44,6 +44,77 @@ export interface CacheMemoryOptions {
    * @default 60
    */
   sweepInterval?: number;
+  /**
+   * Most bytes kept, as estimated from the stored JSON form of each entry (its key's length
+   * plus the length of its value's JSON text, in UTF-16 code units: exact for ASCII data).
+   * The least recently used entries are evicted to stay under it, and a single entry larger
+   * than the bound is not stored (the key's previous entry is dropped). Unset: entries are
+   * not measured and only `maxEntries` bounds the store.
+   * @default undefined (no byte bound)
+   */
+  maxSize?: number;
+}
+
+/**
+ * The in-process first tier in front of Redis (`l1: { ... }`; `l1: true` uses the defaults).
+ * Reads are answered from it; misses go to Redis and fill it; every write reaches Redis first,
+ * then it, and is published on the bus so other instances drop the key from theirs.
+ *
+ * @example
+ * ```ts
+ * CacheModule.forRoot({
+ *   provider: 'redis',
+ *   redis: { url: 'redis://cache:6379' },
+ *   l1: { maxEntries: 50_000, maxSize: 128 * 1024 * 1024, ttl: 30 },
+ * });
+ * ```
+ */
+export interface CacheL1Options {
+  /**
+   * Most entries kept; the least recently used is evicted beyond it.
+   * @default 10000
+   */
+  maxEntries?: number;
+  /**
+   * Most bytes kept, as estimated from the stored JSON form (key length plus the length of the
+   * value's JSON text). The least recently used entries are evicted to stay under it; a value
+   * larger than the bound is served from Redis only. Heap use is a multiple of this figure.
+   * @default 67108864 (64 MiB)
+   */
+  maxSize?: number;
+  /**
+   * Seconds an entry may live in L1 (fractions allowed): the shorter of this and the entry's
+   * own remaining TTL. It bounds how long an instance can serve a value whose invalidation it
+   * missed; `0` ("never expires") is refused, since L1 must be bounded.
+   * @default 60
+   */
+  ttl?: number;
+}
+
+/**
+ * The bus that keeps the L1 tiers of several instances coherent: Redis pub/sub on its own
+ * connection, one channel per namespace (`bus: { ... }`; `bus: true` uses the defaults).
+ *
+ * @example
+ * ```ts
+ * CacheModule.forRoot({ provider: 'redis', l1: true, bus: { heartbeat: 2 } });
+ * ```
+ */
+export interface CacheBusOptions {
+  /**
+   * Seconds between PINGs on the subscriber connection (fractions allowed). A PING not
+   * answered within `heartbeat` seconds counts as a gap: L1 is not read until the subscription
+   * is back, and then it is dropped whole. `0` disables the heartbeat (a dropped connection is
+   * still detected, a stalled one is not).
+   * @default 1
+   */
+  heartbeat?: number;
+  /**
+   * Messages kept for retry while publishing fails; beyond it they are coalesced into one
+   * "clear all".
+   * @default 1000
+   */
+  maxBuffered?: number;
 }
 
 /**
@@ -89,7 +160,7 @@ export interface CacheFailoverOptions {
 /**
  * Options of {@link CacheModule.forRoot}. Every option may be omitted; explicit options win
  * over environment variables (`CACHE_ENABLED`, `CACHE_PROVIDER`, `CACHE_TTL`,
- * `CACHE_NAMESPACE`, `CACHE_REDIS_URL`), which win over the defaults.
+ * `CACHE_NAMESPACE`, `CACHE_REDIS_URL`, `CACHE_L1`), which win over the defaults.
  */
 export interface CacheModuleOptions {
   /**
@@ -132,6 +203,20 @@ export interface CacheModuleOptions {
   failover?: boolean | CacheFailoverOptions;
   /** Bounds of the memory adapter (also used as the failover fallback). */
   memory?: CacheMemoryOptions;
+  /**
+   * With `provider: 'redis'` (or a custom `adapter`): an in-process first tier in front of it,
+   * kept coherent across instances by the {@link CacheModuleOptions.bus | bus}. `true` uses the
+   * defaults of {@link CacheL1Options}. Environment: `CACHE_L1` (`true`/`false`).
+   * @default false
+   */
+  l1?: boolean | CacheL1Options;
+  /**
+   * With `l1`: how instances tell each other which keys changed (Redis pub/sub). On by default
+   * when `l1` is on; `false` for a single instance, where no other L1 can go stale. `true`
+   * uses the defaults of {@link CacheBusOptions}.
+   * @default true when `l1` is on, else false
+   */
+  bus?: boolean | CacheBusOptions;
   /**
    * With `provider: 'redis'`: fail startup with {@link CacheConnectionError} when Redis cannot
    * be reached, instead of booting with a warning and calling through.

@@ -8,8 +8,18 @@
  */
 export const STORED_WRITER = Symbol('cachekit:storedWriter');
 
-/** Writes `value`, already in its stored form, under `key` for `ttl` seconds. @internal */
-export type StoredWrite = (key: string, value: unknown, ttl: number) => Promise<void>;
+/**
+ * Writes `value`, already in its stored form, under `key` for `ttl` seconds. With `ifAbsent`, only
+ * when the key holds nothing (a loader's value must not overwrite a write made while it loaded),
+ * resolving `null` when it did not write.
+ * @internal
+ */
+export type StoredWrite = (
+  key: string,
+  value: unknown,
+  ttl: number,
+  ifAbsent?: boolean,
+) => Promise<unknown>;
 
 /** An adapter that offers {@link STORED_WRITER}. @internal */
 export interface StoredWriterCapable {

@@ -27,4 +27,28 @@ export class LocalTier {
   set(key: string, value: unknown, ttl: number): void {
     this.view.setSync(key, value, ttl);
   }
+
+  /** Drops `key` (an in-process store does it at once; its Promise is not awaited). */
+  drop(key: string): void {
+    settle(() => this.store.delete(key));
+  }
+
+  /** Drops every key under `prefix`. */
+  dropPrefix(prefix: string): void {
+    settle(() => this.store.deleteByPrefix(prefix));
+  }
+
+  /** Drops every entry. */
+  dropAll(): void {
+    settle(() => this.store.clear());
+  }
+}
+
+/** Runs `call` without awaiting it; a failure (sync or async) of an in-process store is ignored. */
+function settle(call: () => Promise<unknown>): void {
+  try {
+    call().catch(() => undefined);
+  } catch {
+    // An in-process store that throws has nothing to drop.
+  }
 }

@@ -1,5 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import { entryReaderOf, type EntryRead, type SharedEntry } from '../interfaces/entry-reader';
+import { storedWriterOf } from '../interfaces/stored-write';
 import { quote } from '../utils/describe-value';
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { withTimeout } from '../utils/timeout';
@@ -32,6 +34,17 @@ export interface RemoteTierCounters {
 
 const RECONCILE_BATCH = 500;
 
+/** What {@link RemoteTier.read} answers when the store failed or was skipped. @internal */
+export const UNAVAILABLE = Symbol('cachekit:unavailable');
+
+/** What recovery deleted from the store: every tier in front of it must drop the same. @internal */
+export interface Reconciled {
+  readonly keys: readonly string[];
+  readonly prefixes: readonly string[];
+  /** The namespace was cleared. */
+  readonly all: boolean;
+}
+
 /**
  * The remote (shared) tier with its resilience: every call bounded by a timeout, a circuit
  * breaker that stops calling a store that keeps failing, an outage journal of the keys changed
@@ -60,6 +73,9 @@ export class RemoteTier {
   private readonly probeLog = new RateLimitedLogger(this.logger, 30_000);
   /** Writes still under way: recovery waits for them before reconciling. */
   private readonly inflightWrites = new Set<Promise<void>>();
+  private readonly reconcileListeners = new Set<(reconciled: Reconciled) => void>();
+  /** The store's entry read with its remaining TTL (`get` when it offers none). */
+  private readonly readEntry: EntryRead;
   private task: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -83,6 +99,13 @@ export class RemoteTier {
       ),
     );
     this.breaker.onStateChange((change) => this.stateChanged(change));
+    const entryRead = entryReaderOf(store);
+    this.readEntry =
+      entryRead ??
+      ((key) =>
+        store
+          .get(key)
+          .then((value) => (value === undefined ? undefined : { value, ttlMs: undefined })));
   }
 
   /** The circuit state: `closed` (in use), `open` (skipped) or `half-open` (probing). */
@@ -115,6 +138,38 @@ export class RemoteTier {
     }
   }
 
+  /**
+   * The store's entry with its remaining TTL, `undefined` on a miss, or {@link UNAVAILABLE} when
+   * the store failed or was skipped (the caller's fallback answers).
+   */
+  async read(key: string): Promise<SharedEntry | undefined | typeof UNAVAILABLE> {
+    if (!this.routes(key)) return UNAVAILABLE;
+    const epoch = this.breaker.epoch;
+    try {
+      const entry = await this.timed(() => this.readEntry(key));
+      this.breaker.recordSuccess(epoch);
+      if (entry !== undefined) this.counters.primaryHits++;
+      return entry;
+    } catch (error) {
+      this.failed('GET', quote(key), 'falling back', error, epoch);
+      return UNAVAILABLE;
+    }
+  }
+
+  /** Whether calls go to the store now (circuit closed). */
+  get available(): boolean {
+    return this.breaker.state === 'closed';
+  }
+
+  /**
+   * Calls `listener` after recovery deleted keys changed during an outage from the store; returns
+   * the function that removes it.
+   */
+  onReconciled(listener: (reconciled: Reconciled) => void): () => void {
+    this.reconcileListeners.add(listener);
+    return () => this.reconcileListeners.delete(listener);
+  }
+
   /** `true` if the store has `key`; `false` when it has not, fails or is skipped. */
   async has(key: string): Promise<boolean> {
     if (!this.routes(key)) return false;
@@ -129,13 +184,26 @@ export class RemoteTier {
     }
   }
 
-  /** Writes `key`; when skipped or failed, the key is journaled (untrusted until recovery). */
-  async set(key: string, value: unknown, ttl: number): Promise<void> {
+  /**
+   * Writes `key`; when skipped or failed, the key is journaled (untrusted until recovery).
+   * With `ifAbsent` (a loader's value, already in its stored form, on a store with the cache's
+   * own write), only when the key holds nothing: resolves `false` when it held something.
+   */
+  async set(key: string, value: unknown, ttl: number, ifAbsent = false): Promise<boolean> {
     if (!this.routes(key)) {
       this.journal.recordKey(key);
-      return;
+      return true;
     }
-    await this.write('SET', key, () => this.store.set(key, value, ttl));
+    const conditional = ifAbsent ? storedWriterOf(this.store) : undefined;
+    if (!conditional) {
+      await this.write('SET', key, () => this.store.set(key, value, ttl));
+      return true;
+    }
+    let written = true;
+    await this.write('SET', key, async () => {
+      written = (await conditional(key, value, ttl, true)) !== null;
+    });
+    return written;
   }
 
   /** Deletes `key`; `true` if the store had it (`false` when skipped or failed: journaled). */
@@ -367,6 +435,8 @@ export class RemoteTier {
       const snapshot = this.journal.snapshot();
       await this.apply(snapshot);
       this.journal.settle(snapshot);
+      const reconciled = { keys: snapshot.keys, prefixes: snapshot.prefixes, all: snapshot.all };
+      this.reconcileListeners.forEach((listener) => listener(reconciled));
       const count = snapshot.keys.length + snapshot.prefixes.length + (snapshot.all ? 1 : 0);
       applied += count;
       this.counters.reconciled += count;

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
+  CacheAdapter,
   CacheArgumentError,
   CacheConfigError,
   CacheModule,
@@ -18,6 +19,8 @@ import {
 import { resolveCacheOptions } from '../../lib/config/cache-options.resolver';
 import { MAX_TTL } from '../../lib/config/validators';
 import { compileKeyTemplate, type MethodSignature } from '../../lib/keys/key-template';
+import { MAX_VALUE_DEPTH } from '../../lib/utils/serializable';
+import { estimateSize } from '../../lib/utils/value-size';
 
 // Issue 10, items 1 and 8: the namespace rule and the TTL bound, at every entry point that does
 // not need a Redis server (test/redis/ covers the rest on a real one).
@@ -278,5 +281,140 @@ describe('key templates keep lone surrogates apart', () => {
     const values = ['\uD800', '\uDC00', '\uFFFD', '\uD83D\uDE00', '\uD83Dx', '\uDE00\uD83D'];
     const keys = values.map((a) => template.render({ args: [a, { v: a }], hasResult: false }));
     expect(new Set(keys).size).toBe(values.length);
+  });
+});
+
+// Issue 12: the byte bounds (`memory.maxSize`, `l1.maxSize`) count estimateSize.
+describe('estimateSize', () => {
+  it.each<[string, unknown]>([
+    ['an empty string', ''],
+    ['a string', 'hello'],
+    ['an integer', 0],
+    ['a negative integer', -12345],
+    ['a large integer', Number.MAX_SAFE_INTEGER],
+    ['true', true],
+    ['false', false],
+    ['null', null],
+    ['an empty array', []],
+    ['an array', [1, 'a', null, true, [2, []]]],
+    ['an empty object', {}],
+    ['an object', { id: 1, name: 'Ada', tags: ['x', 'y'], nested: { ok: false, n: null } }],
+    ['unicode keys and values', { ключ: 'значение', 键: '值' }],
+  ])('is the length of the JSON text for %s', (_what, value) => {
+    expect(estimateSize(value)).toBe(JSON.stringify(value).length);
+  });
+
+  it('grows with string length, one per UTF-16 code unit', () => {
+    let previous = 0;
+    for (let length = 0; length <= 5000; length += 250) {
+      const size = estimateSize('a'.repeat(length));
+      expect(size).toBeGreaterThan(previous);
+      expect(size).toBe(length + 2);
+      previous = size;
+    }
+    // Escapes are not counted (the text is not built): '\n' counts 1, as 'a' does.
+    expect(estimateSize('a\nb')).toBe(estimateSize('aab'));
+  });
+
+  it('counts non-ASCII text by UTF-16 code units: an estimate below its UTF-8 bytes', () => {
+    expect(estimateSize('é')).toBe(3);
+    expect(estimateSize('日本語')).toBe(5);
+    expect(estimateSize('😀')).toBe(4); // a surrogate pair
+    expect(estimateSize({ s: '😀'.repeat(100) })).toBeGreaterThan(estimateSize({ s: '😀' }));
+    expect(estimateSize('日本語')).toBeLessThanOrEqual(Buffer.byteLength('"日本語"'));
+  });
+
+  it('grows with every level and item of a nested structure', () => {
+    let value: unknown = 'leaf';
+    let previous = estimateSize(value);
+    for (let depth = 0; depth < 50; depth++) {
+      value = depth % 2 ? { child: value, n: depth } : [value, depth];
+      const size = estimateSize(value);
+      expect(size).toBeGreaterThan(previous);
+      expect(size).toBe(JSON.stringify(value).length);
+      previous = size;
+    }
+    const items = Array.from({ length: 1000 }, (_, i) => ({ id: i, label: `item ${i}` }));
+    expect(estimateSize(items)).toBe(JSON.stringify(items).length);
+    expect(estimateSize(items)).toBeGreaterThan(estimateSize(items.slice(1)));
+  });
+
+  it('estimates numbers with a fraction, and leaves out undefined fields as JSON does', () => {
+    const price = estimateSize(19.99);
+    expect(price).toBeGreaterThanOrEqual(1);
+    expect(estimateSize(-19.99)).toBe(price + 1);
+    expect(estimateSize(1e21)).toBeGreaterThanOrEqual(JSON.stringify(1e21).length);
+    expect(estimateSize({ a: 1, b: undefined })).toBe(JSON.stringify({ a: 1 }).length);
+  });
+
+  it('is a whole number >= 1 and never throws, whatever it is given', () => {
+    const cycle: Record<string, unknown> = { a: 1 };
+    cycle.self = cycle;
+    let deep: unknown = 1;
+    for (let i = 0; i < MAX_VALUE_DEPTH * 4; i++) deep = [deep];
+    const throwing = {
+      ok: 'counted',
+      get boom(): never {
+        throw new Error('getter');
+      },
+    };
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    for (const value of [
+      undefined,
+      () => 1,
+      Symbol('s'),
+      10n,
+      NaN,
+      Infinity,
+      cycle,
+      deep,
+      throwing,
+      revoked.proxy,
+      new Map([[1, 2]]),
+    ]) {
+      const size = estimateSize(value);
+      expect(Number.isInteger(size)).toBe(true);
+      expect(size).toBeGreaterThanOrEqual(1);
+    }
+    // Deeper than any storable value: bounded, not walked to the end.
+    expect(estimateSize(deep)).toBeLessThan(MAX_VALUE_DEPTH * 4);
+  });
+});
+
+describe('memory.maxSize through CacheModule', () => {
+  let cache: CacheService;
+  let adapter: MemoryCacheAdapter;
+  let close: () => Promise<void>;
+
+  beforeAll(async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ namespace: 'bytes', memory: { maxSize: 2000 } })],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    cache = app.get(CacheService);
+    adapter = app.get<MemoryCacheAdapter>(CacheAdapter);
+    close = () => app.close();
+  });
+  afterAll(() => close());
+
+  it('bounds the store by estimated bytes, evicting the oldest entries', async () => {
+    await cache.clear();
+    for (let i = 0; i < 100; i++) await cache.set(`k${i}`, 'v'.repeat(100), 60);
+    // ~100 bytes an entry under a 2000-byte bound: far fewer than the 100 written.
+    expect(adapter.size).toBeLessThan(20);
+    expect(adapter.size).toBeGreaterThan(10);
+    expect(await cache.get('k0')).toBeUndefined();
+    expect(await cache.get('k99')).toBe('v'.repeat(100));
+  });
+
+  it('does not keep an older value when the new one exceeds the bound', async () => {
+    await cache.set('doc', { rev: 1 }, 60);
+    expect(await cache.get('doc')).toEqual({ rev: 1 });
+    await cache.set('doc', { rev: 2, body: 'x'.repeat(5000) }, 60);
+    expect(await cache.get('doc')).toBeUndefined();
+    // wrap reads through to the loader rather than serving rev 1.
+    expect(await cache.wrap('doc', () => ({ rev: 3 }), 60)).toEqual({ rev: 3 });
   });
 });

@@ -11,8 +11,12 @@ describe('resolveCacheOptions', () => {
       ttl: 300,
       namespace: 'cache',
       failover: false,
-      memory: { maxEntries: 10_000, sweepInterval: 60 },
+      l1: false,
+      bus: false,
     });
+    // No byte bound unless asked for: entries are then not measured at all.
+    expect(resolved.memory).toEqual({ maxEntries: 10_000, sweepInterval: 60, maxSize: undefined });
+    expect(resolveCacheOptions({ memory: {} }, {}).memory).toEqual(resolved.memory);
   });
 
   it('reads every CACHE_* environment variable', () => {
@@ -64,6 +68,24 @@ describe('resolveCacheOptions', () => {
     expect(resolveCacheOptions({}, { CACHE_TTL: ttl }).ttl).toBe(seconds);
   });
 
+  it('passes memory.maxSize through as given', () => {
+    expect(resolveCacheOptions({ memory: { maxSize: 1 } }, {}).memory.maxSize).toBe(1);
+    expect(resolveCacheOptions({ memory: { maxSize: 1_048_576 } }, {}).memory).toEqual({
+      maxEntries: 10_000,
+      sweepInterval: 60,
+      maxSize: 1_048_576,
+    });
+  });
+
+  it('resolves l1 and bus (test/unit/l1-options.spec.ts covers every shape)', () => {
+    const resolved = resolveCacheOptions({ provider: 'redis', l1: { ttl: 10 } }, {});
+    expect(resolved.l1).toEqual({ maxEntries: 10_000, maxSize: 67_108_864, ttl: 10 });
+    expect(resolved.bus).toEqual({ heartbeat: 1, maxBuffered: 1000 });
+    expect(resolveCacheOptions({ provider: 'redis' }, { CACHE_L1: 'true' }).l1).toMatchObject({
+      ttl: 60,
+    });
+  });
+
   it('accepts ttl 0 (never expires) and fractional seconds', () => {
     expect(resolveCacheOptions({ ttl: 0 }, {}).ttl).toBe(0);
     expect(resolveCacheOptions({ ttl: 0.25 }, {}).ttl).toBe(0.25);
@@ -82,6 +104,17 @@ describe('resolveCacheOptions', () => {
     [{ enabled: 'yes' }, /"enabled": "yes"/],
     [{ memory: { maxEntries: 0 } }, /"memory.maxEntries": 0/],
     [{ memory: { sweepInterval: -5 } }, /"memory.sweepInterval": -5/],
+    [{ memory: { maxSize: 0 } }, /"memory.maxSize": 0 \(expected a whole number >= 1\)/],
+    [{ memory: { maxSize: -1 } }, /"memory.maxSize": -1 \(expected a whole number >= 1\)/],
+    [{ memory: { maxSize: 1.5 } }, /"memory.maxSize": 1.5 \(expected a whole number >= 1\)/],
+    [{ memory: { maxSize: NaN } }, /"memory.maxSize": NaN \(expected a whole number >= 1\)/],
+    [{ memory: { maxSize: Infinity } }, /"memory.maxSize": Infinity/],
+    [{ memory: { maxSize: '64mb' } }, /"memory.maxSize": "64mb" \(expected a whole number >= 1\)/],
+    [{ memory: { maxSize: null } }, /"memory.maxSize": null \(expected a whole number >= 1\)/],
+    [{ l1: true }, /"l1".*provider 'redis'/],
+    [{ provider: 'redis', bus: true }, /"bus".*needs l1/],
+    [{ provider: 'redis', l1: { ttl: 0 } }, /"l1.ttl": 0/],
+    [{ provider: 'redis', l1: true, bus: { heartbeat: -1 } }, /"bus.heartbeat": -1/],
     [{ failover: true }, /"failover".*provider 'redis'/],
     [{ ttL: 60 }, /Unknown CacheModule option "ttL"/],
     [
@@ -100,6 +133,8 @@ describe('resolveCacheOptions', () => {
     [{ CACHE_TTL: 'soon' }, /"ttl \(from CACHE_TTL\)": "soon"/],
     [{ CACHE_TTL: '-3' }, /"ttl \(from CACHE_TTL\)": "-3"/],
     [{ CACHE_ENABLED: 'maybe' }, /CACHE_ENABLED="maybe"/],
+    [{ CACHE_L1: 'maybe' }, /CACHE_L1="maybe"/],
+    [{ CACHE_L1: 'true' }, /"l1 \(from CACHE_L1\)".*provider 'redis'/],
     [{ CACHE_PROVIDER: 'disk' }, /"provider \(from CACHE_PROVIDER\)": "disk"/],
     [{ CACHE_PROVIDER: 'redis', CACHE_REDIS_URL: 'redis//missing-colon' }, /CACHE_REDIS_URL/],
   ])('rejects the environment %p naming the variable', (env, message) => {

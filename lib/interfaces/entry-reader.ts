@@ -1,0 +1,29 @@
+/**
+ * The internal capability of a built-in remote adapter to read an entry with the time it has
+ * left, in one round trip: the two-tier store keeps an L1 copy no longer than the shared entry
+ * lives. Symbol-keyed, so it is no part of the `CacheAdapter` port users implement.
+ *
+ * @internal
+ */
+export const ENTRY_READER = Symbol('cachekit:entryReader');
+
+/** A shared entry: its value and the milliseconds it has left (`undefined`: no expiry). @internal */
+export interface SharedEntry {
+  readonly value: unknown;
+  readonly ttlMs: number | undefined;
+}
+
+/** Reads `key` with its remaining TTL; resolves `undefined` on a miss. @internal */
+export type EntryRead = (key: string) => Promise<SharedEntry | undefined>;
+
+/** An adapter that offers {@link ENTRY_READER}. @internal */
+export interface EntryReaderCapable {
+  /** The read, or `undefined` when `get` was overridden (it must then be called). */
+  [ENTRY_READER](): EntryRead | undefined;
+}
+
+/** The entry read `adapter` offers, if any. @internal */
+export function entryReaderOf(adapter: object): EntryRead | undefined {
+  const capable = adapter as Partial<EntryReaderCapable>;
+  return typeof capable[ENTRY_READER] === 'function' ? capable[ENTRY_READER]() : undefined;
+}

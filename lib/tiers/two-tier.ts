@@ -1,0 +1,420 @@
+import type { BusMessage, BusState, CacheBus } from '../bus/cache-bus';
+import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import { entryReaderOf, type SharedEntry } from '../interfaces/entry-reader';
+import type { StoredWrite } from '../interfaces/stored-write';
+import type { LocalTier } from './local-tier';
+import { UNAVAILABLE, type Reconciled, type RemoteTier } from './remote-tier';
+
+/**
+ * The shared tier (L2) as the two-tier store uses it: a plain remote store, whose failures
+ * reject (the stack's error policy answers them), or the failover remote tier, which never
+ * rejects and answers {@link UNAVAILABLE} when the L1 must serve as its fallback.
+ *
+ * @internal
+ */
+export interface SharedTier {
+  /** `true`: the L1 is the fallback while the shared tier is unavailable (failover). */
+  readonly failover: boolean;
+  read(key: string): Promise<SharedEntry | undefined | typeof UNAVAILABLE>;
+  /**
+   * Writes the entry; with `ifAbsent`, only if the key holds nothing. Resolves `false` when it
+   * did not write because the key held something (the L1 must not keep this value then).
+   */
+  write(key: string, value: unknown, ttl: number, ifAbsent: boolean): Promise<boolean>;
+  /** `true` if it had the key (`false` too when it could not tell). */
+  delete(key: string): Promise<boolean>;
+  /** How many it deleted, `undefined` when it could not tell (unavailable). */
+  deleteByPrefix(prefix: string): Promise<number | undefined>;
+  clear(): Promise<void>;
+  ping(): Promise<unknown>;
+  start(): Promise<void>;
+  stop(signal?: string): Promise<void>;
+}
+
+/** A plain remote store (no failover) as a {@link SharedTier}. @internal */
+export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTier {
+  const read =
+    entryReaderOf(store) ??
+    ((key: string) =>
+      store
+        .get(key)
+        .then((value) => (value === undefined ? undefined : { value, ttlMs: undefined })));
+  return {
+    failover: false,
+    read,
+    write: write
+      ? (key, value, ttl, ifAbsent) =>
+          write(key, value, ttl, ifAbsent).then((reply) => reply !== null)
+      : (key, value, ttl) => store.set(key, value, ttl).then(() => true),
+    delete: (key) => store.delete(key),
+    deleteByPrefix: (prefix) => store.deleteByPrefix(prefix),
+    clear: () => store.clear(),
+    ping: () => (store.ping ? store.ping() : store.has('__cachekit:probe__')),
+    // The store is the CacheAdapter provider: Nest starts and stops it.
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+  };
+}
+
+/** The failover remote tier as a {@link SharedTier} (its lifecycle is its adapter's). @internal */
+export function failoverShared(remote: RemoteTier): SharedTier {
+  return {
+    failover: true,
+    read: (key) => remote.read(key),
+    write: (key, value, ttl, ifAbsent) => remote.set(key, value, ttl, ifAbsent),
+    delete: (key) => remote.delete(key),
+    deleteByPrefix: (prefix) => remote.deleteByPrefix(prefix),
+    clear: () => remote.clear(),
+    ping: () => remote.ping(),
+    start: () => Promise.resolve(),
+    stop: () => Promise.resolve(),
+  };
+}
+
+/** Why an L1 fill must not happen: the entry changed here, or elsewhere, while it was read. */
+type Staleness = false | 'local' | 'remote';
+
+/** A read or write of the shared tier in flight, whose result would fill the L1. */
+interface Ticket {
+  readonly key: string;
+  stale: Staleness;
+}
+
+/**
+ * The L1 fills in flight: a change of a key (here, or heard on the bus) while its shared-tier
+ * read or write is in flight marks it stale, so a value read before an invalidation is never
+ * put into the L1 after it.
+ */
+class FillGuard {
+  private readonly open = new Map<string, Set<Ticket>>();
+
+  begin(key: string): Ticket {
+    const ticket: Ticket = { key, stale: false };
+    let tickets = this.open.get(key);
+    if (!tickets) this.open.set(key, (tickets = new Set()));
+    tickets.add(ticket);
+    return ticket;
+  }
+
+  end(ticket: Ticket): void {
+    const tickets = this.open.get(ticket.key);
+    if (tickets?.delete(ticket) && tickets.size === 0) this.open.delete(ticket.key);
+  }
+
+  key(key: string, why: Exclude<Staleness, false>): void {
+    this.open.get(key)?.forEach((ticket) => stale(ticket, why));
+  }
+
+  prefix(prefix: string, why: Exclude<Staleness, false>): void {
+    for (const [key, tickets] of this.open) {
+      if (key.startsWith(prefix)) tickets.forEach((ticket) => stale(ticket, why));
+    }
+  }
+
+  all(why: Exclude<Staleness, false>): void {
+    for (const tickets of this.open.values()) tickets.forEach((ticket) => stale(ticket, why));
+  }
+}
+
+function stale(ticket: Ticket, why: Exclude<Staleness, false>): void {
+  // A remote change wins: it is the one that may need the shared entry deleted again.
+  if (ticket.stale !== 'remote') ticket.stale = why;
+}
+
+/**
+ * How long after a loader's value was written a change of its key heard from another instance
+ * still deletes it from L2: a message takes well under this to arrive on a healthy bus, so the
+ * other instance's write may have reached Redis before this one.
+ */
+const RECENT_LOAD_MS = 1000;
+
+/** The keys whose loaded value was written in the last {@link RECENT_LOAD_MS}, oldest first. */
+class RecentLoads {
+  private readonly loads = new Map<string, number>();
+
+  remember(key: string): void {
+    const now = Date.now();
+    this.loads.delete(key);
+    this.loads.set(key, now);
+    for (const [oldest, at] of this.loads) {
+      if (now - at <= RECENT_LOAD_MS) break;
+      this.loads.delete(oldest);
+    }
+  }
+
+  /** `true` (and forgets it) if `key`'s load is recent. */
+  takeKey(key: string): boolean {
+    const at = this.loads.get(key);
+    if (at === undefined) return false;
+    this.loads.delete(key);
+    return Date.now() - at <= RECENT_LOAD_MS;
+  }
+
+  /** The recent loads whose key matches, forgotten. */
+  take(matches: (key: string) => boolean): string[] {
+    const now = Date.now();
+    const taken: string[] = [];
+    for (const [key, at] of this.loads) {
+      if (!matches(key)) continue;
+      this.loads.delete(key);
+      if (now - at <= RECENT_LOAD_MS) taken.push(key);
+    }
+    return taken;
+  }
+}
+
+/** Tuning of a {@link TwoTier}. @internal */
+export interface TwoTierSettings {
+  /** Longest life of an L1 copy, in seconds (never longer than the shared entry's). */
+  readonly l1Ttl: number;
+}
+
+/**
+ * Two tiers: an in-process L1 in front of a shared L2 (Redis), kept coherent across instances
+ * by a bus. Reads go L1 → L2 (an L2 hit fills the L1 for at most `l1Ttl` and never longer than
+ * the entry has left); writes go to L2, then L1, then the bus; deletes, prefix deletes and
+ * clears drop the L1 entries before and after the L2 call and are published. Messages of other
+ * instances drop their keys from the L1 and are passed on (`onInvalidated`) so the stack
+ * discards loads in flight for them.
+ *
+ * While the bus is not live (not yet subscribed, disconnected, stalled), the L1 is not read:
+ * messages may be missed. When it is live again the whole L1 is dropped. With failover, the L1
+ * is also the fallback: it answers while the shared tier is unavailable, and what recovery
+ * deletes from the shared tier (keys changed during the outage) is dropped from it and published.
+ *
+ * @internal
+ */
+export class TwoTier implements CacheAdapter {
+  private readonly guard = new FillGuard();
+  private readonly recentLoads = new RecentLoads();
+  private readonly detach: Array<() => void> = [];
+  private onInvalidated: (message: BusMessage) => void = () => undefined;
+
+  constructor(
+    /** The in-process tier (with failover: the failover fallback itself, one copy). */
+    readonly l1: LocalTier,
+    readonly shared: SharedTier,
+    /** The bus; `undefined` for one instance (`bus: false`). */
+    readonly bus: CacheBus | undefined,
+    private readonly settings: TwoTierSettings,
+    /** The failover remote tier, when there is one (its recoveries are relayed). */
+    remote?: RemoteTier,
+  ) {
+    bus?.listen({
+      message: (message) => this.heard(message),
+      deaf: () => this.guard.all('remote'),
+      live: () => this.heard({ clear: true }),
+    });
+    if (remote) this.detach.push(remote.onReconciled((reconciled) => this.reconciled(reconciled)));
+  }
+
+  /** Sets the one listener of changes heard from other instances (and of gaps, as a clear). */
+  onRemoteChange(listener: (message: BusMessage) => void): void {
+    this.onInvalidated = listener;
+  }
+
+  /** Whether the bus hears the other instances (`off` without a bus). */
+  get busState(): BusState {
+    return this.bus ? this.bus.state : 'off';
+  }
+
+  /** The L1 copy of `key` when the L1 may be trusted, else `undefined`. */
+  peek<T>(key: string): T | undefined {
+    return this.trusted() ? this.l1.get<T>(key) : undefined;
+  }
+
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    if (this.trusted()) {
+      const cached = this.l1.get<T>(key);
+      if (cached !== undefined) return cached;
+    }
+    const ticket = this.guard.begin(key);
+    try {
+      const read = await this.shared.read(key);
+      if (read === UNAVAILABLE) return this.l1.get<T>(key);
+      if (read === undefined) {
+        // The shared tier says it is gone: an L1 copy (read while deaf, say) must not outlive it.
+        if (!ticket.stale) this.l1.drop(key);
+        return undefined;
+      }
+      if (!ticket.stale) this.fill(key, read.value, read.ttlMs);
+      return read.value as T;
+    } finally {
+      this.guard.end(ticket);
+    }
+  }
+
+  /** Agrees with {@link get}: reads the entry. */
+  async has(key: string): Promise<boolean> {
+    return (await this.get(key)) !== undefined;
+  }
+
+  /** A write of the application (last writer wins). */
+  set(key: string, value: unknown, ttl: number): Promise<void> {
+    return this.write(key, value, ttl, false);
+  }
+
+  /**
+   * Writes `value` to L2, then L1, then tells the bus. Rejects when a plain shared tier fails
+   * (the L1 copy is dropped: this instance then agrees with the others).
+   *
+   * `derived`: a loader's value, started on a miss. It is written only if the key still holds
+   * nothing (a write made meanwhile, here or elsewhere, wins), and a change of the key heard from
+   * another instance while it is written, or within {@link RECENT_LOAD_MS} after, deletes it
+   * from L2 again: the other instance's change may have reached Redis first.
+   */
+  async write(key: string, value: unknown, ttl: number, derived: boolean): Promise<void> {
+    const started = Date.now();
+    const ticket = this.guard.begin(key);
+    let written: boolean;
+    try {
+      written = await this.shared.write(key, value, ttl, derived);
+    } catch (error) {
+      this.l1.drop(key);
+      this.publish({ keys: [key] });
+      throw error;
+    } finally {
+      this.guard.end(ticket);
+    }
+    if (!written) return;
+    if (ticket.stale === false) {
+      this.fill(key, value, ttl > 0 ? ttl * 1000 - (Date.now() - started) : undefined);
+      if (derived) this.recentLoads.remember(key);
+    } else {
+      this.l1.drop(key);
+      if (derived && ticket.stale === 'remote') await this.undoLoad(key);
+    }
+    this.publish({ keys: [key] });
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const inL1 = this.l1.get(key) !== undefined;
+    this.invalidateKey(key);
+    try {
+      return (await this.shared.delete(key)) || inL1;
+    } finally {
+      this.invalidateKey(key);
+      this.publish({ keys: [key] });
+    }
+  }
+
+  async deleteByPrefix(prefix: string): Promise<number> {
+    this.guard.prefix(prefix, 'local');
+    const inL1 = await this.l1.store.deleteByPrefix(prefix).catch(() => 0);
+    try {
+      const inL2 = await this.shared.deleteByPrefix(prefix);
+      return inL2 === undefined ? inL1 : Math.max(inL1, inL2);
+    } finally {
+      this.invalidatePrefix(prefix);
+      this.publish({ prefixes: [prefix] });
+    }
+  }
+
+  async clear(): Promise<void> {
+    this.invalidateAll();
+    try {
+      await this.shared.clear();
+    } finally {
+      this.invalidateAll();
+      this.publish({ clear: true });
+    }
+  }
+
+  ping(): Promise<unknown> {
+    return this.shared.ping();
+  }
+
+  /** Starts the L1 (when it is its own) and the bus; never fails startup for the bus. */
+  async start(ownL1: boolean): Promise<void> {
+    if (ownL1) await this.l1.store.onModuleInit?.();
+    await this.shared.start();
+    await this.bus?.start();
+  }
+
+  /** Stops the bus (after a bounded flush) and the L1 when it is its own. */
+  async stop(ownL1: boolean, signal?: string): Promise<void> {
+    this.detach.forEach((detach) => detach());
+    await this.bus?.stop();
+    await this.shared.stop(signal);
+    if (ownL1) await this.l1.store.onApplicationShutdown?.(signal);
+  }
+
+  private trusted(): boolean {
+    return this.bus === undefined || this.bus.state === 'live';
+  }
+
+  private fill(key: string, value: unknown, ttlMs: number | undefined): void {
+    const limit = this.settings.l1Ttl;
+    const seconds = ttlMs === undefined ? limit : Math.min(limit, ttlMs / 1000);
+    if (!(seconds > 0)) {
+      this.l1.drop(key);
+      return;
+    }
+    try {
+      this.l1.set(key, value, seconds);
+    } catch {
+      // An L1 that refuses the entry (too large for its bound) keeps none: never an older one.
+      this.l1.drop(key);
+    }
+  }
+
+  private publish(message: BusMessage): void {
+    this.bus?.publish(message);
+  }
+
+  private invalidateKey(key: string): void {
+    this.l1.drop(key);
+    this.guard.key(key, 'local');
+  }
+
+  private invalidatePrefix(prefix: string): void {
+    this.l1.dropPrefix(prefix);
+    this.guard.prefix(prefix, 'local');
+  }
+
+  private invalidateAll(): void {
+    this.l1.dropAll();
+    this.guard.all('local');
+  }
+
+  /** A change made by another instance (or a gap, as a clear). */
+  private heard(message: BusMessage): void {
+    if (message.clear) {
+      this.l1.dropAll();
+      this.guard.all('remote');
+      this.recentLoads.take(() => true).forEach((key) => void this.undoLoad(key));
+    } else {
+      message.keys?.forEach((key) => {
+        this.l1.drop(key);
+        this.guard.key(key, 'remote');
+        if (this.recentLoads.takeKey(key)) void this.undoLoad(key);
+      });
+      message.prefixes?.forEach((prefix) => {
+        this.l1.dropPrefix(prefix);
+        this.guard.prefix(prefix, 'remote');
+        this.recentLoads
+          .take((key) => key.startsWith(prefix))
+          .forEach((key) => void this.undoLoad(key));
+      });
+    }
+    this.onInvalidated(message);
+  }
+
+  /** Deletes a loaded value from L2 that another instance's change may have overtaken. */
+  private async undoLoad(key: string): Promise<void> {
+    this.l1.drop(key);
+    await this.shared.delete(key).catch(() => false);
+  }
+
+  /** Recovery deleted these from the shared tier: so must this L1 and every other one. */
+  private reconciled({ keys, prefixes, all }: Reconciled): void {
+    if (all) {
+      this.invalidateAll();
+      this.publish({ clear: true });
+      return;
+    }
+    keys.forEach((key) => this.invalidateKey(key));
+    prefixes.forEach((prefix) => this.invalidatePrefix(prefix));
+    this.publish({ keys, prefixes });
+  }
+}
