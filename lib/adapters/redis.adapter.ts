@@ -168,10 +168,8 @@ export class RedisCacheAdapter implements CacheAdapter {
       if (typeof target !== 'string' && this.client.isCluster) {
         replies = together(this.client, target);
       } else {
-        this.batch();
-        const raw = this.client.get(target);
-        this.batch();
-        replies = Promise.all([raw, this.client.pttl(target)]);
+        this.batch(true);
+        replies = Promise.all([this.client.get(target), this.client.pttl(target)]);
       }
     } catch (error) {
       return Promise.reject(asError(error));
@@ -359,13 +357,14 @@ export class RedisCacheAdapter implements CacheAdapter {
    * Only for a single connection (a cluster client uses ioredis's per-node auto-pipelining)
    * that is ready (else ioredis fails or queues the command without writing).
    */
-  private batch(): void {
+  private batch(pair = false): void {
     if (this.corked) return;
     const client = this.client;
     // isCluster, not instanceof: an application's client may come from another ioredis copy.
     if (client.isCluster || client.status !== 'ready') return;
     const { commandQueue, stream: socket } = client as Redis;
-    if (!commandQueue || commandQueue.length === 0) return;
+    // `pair`: two commands are about to be issued together; they go out in one write anyway.
+    if (!commandQueue || (commandQueue.length === 0 && !pair)) return;
     if (!socket || typeof socket.cork !== 'function' || socket.writableCorked > 0) return;
     if (socket.destroyed) return;
     socket.cork();
