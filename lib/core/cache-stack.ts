@@ -136,6 +136,8 @@ export class CacheStack {
    * is not a failover fallback). Called by Nest.
    */
   async onModuleInit(): Promise<void> {
+    // Switched off (`enabled: false`): no call reaches the tiers, so no bus connection either.
+    if (!this.options.enabled) return;
     await this.twoTier?.start(this.tiers.twoTier ? this.tiers.ownL1 : false);
   }
 

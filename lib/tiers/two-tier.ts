@@ -265,6 +265,12 @@ export class TwoTier implements CacheAdapter {
    */
   async write(key: string, value: unknown, ttl: number, derived: boolean): Promise<void> {
     const started = Date.now();
+    // A read of the key already in flight was sent before this write: what it brings back is
+    // older, and its fill may run after this one (its reply takes more steps to settle).
+    this.guard.key(key, 'local');
+    // This write supersedes an earlier load of the key: another instance's later change must not
+    // undo it.
+    this.recentLoads.takeKey(key);
     const ticket = this.guard.begin(key);
     let written: boolean;
     try {
@@ -300,6 +306,7 @@ export class TwoTier implements CacheAdapter {
 
   async deleteByPrefix(prefix: string): Promise<number> {
     this.guard.prefix(prefix, 'local');
+    this.recentLoads.take((key) => key.startsWith(prefix));
     const inL1 = await this.l1.store.deleteByPrefix(prefix).catch(() => 0);
     try {
       const inL2 = await this.shared.deleteByPrefix(prefix);
@@ -362,19 +369,23 @@ export class TwoTier implements CacheAdapter {
     this.bus?.publish(message);
   }
 
+  /** This instance changes `key`: its L1 copy, fills in flight and a recent load are void. */
   private invalidateKey(key: string): void {
     this.l1.drop(key);
     this.guard.key(key, 'local');
+    this.recentLoads.takeKey(key);
   }
 
   private invalidatePrefix(prefix: string): void {
     this.l1.dropPrefix(prefix);
     this.guard.prefix(prefix, 'local');
+    this.recentLoads.take((key) => key.startsWith(prefix));
   }
 
   private invalidateAll(): void {
     this.l1.dropAll();
     this.guard.all('local');
+    this.recentLoads.take(() => true);
   }
 
   /** A change made by another instance (or a gap, as a clear). */
@@ -400,10 +411,20 @@ export class TwoTier implements CacheAdapter {
     this.onInvalidated(message);
   }
 
-  /** Deletes a loaded value from L2 that another instance's change may have overtaken. */
+  /**
+   * Deletes a loaded value from L2 that another instance's change may have overtaken, and tells
+   * every instance: the delete may also remove the newer value, which they may hold in L1.
+   */
   private async undoLoad(key: string): Promise<void> {
-    this.l1.drop(key);
-    await this.shared.delete(key).catch(() => false);
+    this.invalidateKey(key);
+    try {
+      await this.shared.delete(key);
+    } catch {
+      // A plain shared tier that fails: the L1 copies are dropped all the same.
+    } finally {
+      this.invalidateKey(key);
+      this.publish({ keys: [key] });
+    }
   }
 
   /** Recovery deleted these from the shared tier: so must this L1 and every other one. */

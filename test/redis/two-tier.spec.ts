@@ -92,6 +92,20 @@ describe('Two tiers (l1 + bus) on a real redis-server', () => {
       expect(await a.cache.get('own')).toBeUndefined();
     });
 
+    it('a read in flight during a write never leaves the older value in the L1', async () => {
+      const a = await instance();
+      for (let round = 0; round < 40; round++) {
+        const key = `rw:${round}`;
+        await raw.set(`${namespace}:${key}`, JSON.stringify('old'));
+        const reading = a.cache.get(key);
+        const writing = a.cache.set(key, 'new');
+        await Promise.all([reading, writing]);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(a.stack.peek(key) ?? 'not in L1').not.toBe('old');
+        expect(await a.cache.get(key)).toBe('new');
+      }
+    });
+
     it('bounds staleness by l1.ttl even when no invalidation arrives', async () => {
       const a = await instance({ l1: { ttl: 0.3 } });
       await a.cache.set('k', 'old', 60);
@@ -199,6 +213,18 @@ describe('Two tiers (l1 + bus) on a real redis-server', () => {
       expect(JSON.parse((await raw.get(`${namespace}:k`)) as string)).toBe('new');
       expect(await b.cache.get('k')).toBe('new');
       expect(await a.cache.get('k')).toBe('new');
+    });
+
+    it('a load this instance invalidated itself is not undone by another instance’s later write', async () => {
+      const a = await instance();
+      const b = await instance();
+      expect(await a.cache.wrap('k', () => 'loaded by a')).toBe('loaded by a');
+      await eventually(async () => (await raw.get(`${namespace}:k`)) !== null, 1000, 5);
+      await a.cache.delete('k');
+      await b.cache.set('k', 'written by b');
+      await settle();
+      expect(JSON.parse((await raw.get(`${namespace}:k`)) as string)).toBe('written by b');
+      expect(await a.cache.get('k')).toBe('written by b');
     });
 
     it('a load whose write races another instance’s write is deleted again, never left old', async () => {
