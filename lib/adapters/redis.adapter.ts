@@ -12,7 +12,13 @@ import {
 } from '../config/validators';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import { STORED_WRITER, type StoredWrite } from '../interfaces/stored-write';
-import { ENTRY_READER, type EntryRead, type SharedEntry } from '../interfaces/entry-reader';
+import {
+  ENTRY_READER,
+  ENTRY_UNDO,
+  type EntryRead,
+  type EntryUndo,
+  type SharedEntry,
+} from '../interfaces/entry-reader';
 import type { CacheRedisOptions } from '../interfaces/cache-module-options.interface';
 import { quote } from '../utils/describe-value';
 import { CACHE_LOGGER_CONTEXT, CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
@@ -43,6 +49,10 @@ export interface RedisCacheAdapterOptions {
 const FAIL_FAST = REDIS_FAIL_FAST;
 
 const SCAN_COUNT = 1000;
+
+/** Deletes KEYS[1] only if it holds ARGV[1]; returns how many keys it deleted. */
+const UNDO_SCRIPT =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /**
  * Redis backend on ioredis. Values are stored as JSON strings (readable with `redis-cli GET`),
@@ -159,6 +169,26 @@ export class RedisCacheAdapter implements CacheAdapter {
   }
 
   private readonly entryRead: EntryRead = (key) => this.readEntry(key);
+
+  /**
+   * The cache's own compare-and-delete: deletes a key only while it holds the JSON of a value
+   * (one Lua script, atomic), for the two-tier store (see `ENTRY_UNDO`).
+   *
+   * @internal
+   */
+  [ENTRY_UNDO](): EntryUndo | undefined {
+    return this.set === RedisCacheAdapter.prototype.set ? this.entryUndo : undefined;
+  }
+
+  private readonly entryUndo: EntryUndo = async (key, value) => {
+    const target = redisKey(this.prefix + key);
+    const payload = JSON.stringify(value);
+    const deleted =
+      typeof target !== 'string' && this.client.isCluster
+        ? await alone(this.client, ['eval', UNDO_SCRIPT, 1, target, payload])
+        : await this.client.eval(UNDO_SCRIPT, 1, target, payload);
+    return Number(deleted) > 0;
+  };
 
   private readEntry(key: string): Promise<SharedEntry | undefined> {
     const namespaced = this.prefix + key;

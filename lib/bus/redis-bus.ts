@@ -10,8 +10,16 @@ import type { BusListener, BusMessage, BusState, CacheBus } from './cache-bus';
 
 /** Tuning of a {@link RedisBus}, in milliseconds. @internal */
 export interface RedisBusSettings {
-  /** The namespace whose changes the bus carries: its channel is `cachekit:bus:<namespace>`. */
+  /**
+   * The namespace whose changes the bus carries: its channel is `cachekit:bus:<namespace>`, or
+   * `cachekit:bus:<scope>:<namespace>` with a {@link scope}.
+   */
   readonly namespace: string;
+  /**
+   * What else tells apart keys of one namespace (pub/sub ignores the database number):
+   * `db3`, say; empty for database 0 with no key prefix.
+   */
+  readonly scope?: string;
   /** Between two PINGs on the subscriber connection; one unanswered this long is a stall. `0`: off. */
   readonly heartbeatMs: number;
   /** Messages kept for retry while publishing fails; beyond it they become one "clear all". */
@@ -81,7 +89,7 @@ export class RedisBus implements CacheBus {
     /** Opens a new subscriber connection (lazy); the default duplicates `publisher`. */
     private readonly openSubscriber: () => Redis = subscriberSource(publisher),
   ) {
-    this.channel = `cachekit:bus:${settings.namespace}`;
+    this.channel = `cachekit:bus:${settings.scope ? `${settings.scope}:` : ''}${settings.namespace}`;
   }
 
   get state(): BusState {
@@ -227,9 +235,17 @@ export class RedisBus implements CacheBus {
     const subscriber = this.subscriber;
     if (!subscriber || !this.subscribed || this.pinging) return;
     this.pinging = true;
-    withTimeout(subscriber.ping(), this.settings.heartbeatMs)
-      .catch((error: unknown) => {
-        if (subscriber !== this.subscriber || this.stopped) return;
+    let answered = false;
+    const ping = subscriber.ping().then(() => (answered = true));
+    void withTimeout(ping, this.settings.heartbeatMs)
+      .then(
+        () => undefined,
+        // A busy event loop (a long GC, a big JSON.parse) may run the timer before the reply
+        // that is already in the socket: let pending I/O run once before calling it a stall.
+        (error: unknown) => afterPendingIo().then(() => (answered ? undefined : error)),
+      )
+      .then((error: unknown) => {
+        if (error === undefined || subscriber !== this.subscriber || this.stopped) return;
         this.lost(subscriber, `no answer to a heartbeat PING: ${describeError(error)}`);
         // A new connection: messages held by the stalled one are lost, which the gap covers.
         subscriber.disconnect(true);
@@ -303,6 +319,11 @@ export class RedisBus implements CacheBus {
     }, RETRY_MS);
     this.retryTimer.unref();
   }
+}
+
+/** Resolves after the event loop has polled for I/O once (what is readable has been read). */
+function afterPendingIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 function encode(

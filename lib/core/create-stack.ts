@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { MemoryCacheAdapter } from '../adapters/memory.adapter';
 import { RedisCacheAdapter } from '../adapters/redis.adapter';
 import { RedisBus } from '../bus/redis-bus';
@@ -97,10 +98,22 @@ function busOf(remote: CacheAdapter, options: CacheStackOptions & TwoTierStackOp
     );
   }
   return new RedisBus(redis.client, {
-    // The adapter's own: instances share a channel exactly when they share keys.
+    // The adapter's own, with the database and key prefix (pub/sub ignores both): instances
+    // share a channel exactly when they share keys.
     namespace: redis.namespace,
+    scope: channelScope(redis),
     heartbeatMs: Math.round(bus.heartbeat * 1000),
     maxBuffered: bus.maxBuffered,
     timeoutMs: options.callTimeoutMs ?? 1000,
   });
+}
+
+/** `db<n>` for a database other than 0, and the client's key prefix (JSON-quoted), if any. */
+function channelScope(redis: RedisCacheAdapter): string {
+  if (redis.client.isCluster) return '';
+  const { db, keyPrefix } = (redis.client as Redis).options;
+  const parts: string[] = [];
+  if (typeof db === 'number' && db !== 0) parts.push(`db${db}`);
+  if (keyPrefix) parts.push(`prefix${JSON.stringify(keyPrefix)}`);
+  return parts.join(':');
 }

@@ -27,3 +27,21 @@ export function entryReaderOf(adapter: object): EntryRead | undefined {
   const capable = adapter as Partial<EntryReaderCapable>;
   return typeof capable[ENTRY_READER] === 'function' ? capable[ENTRY_READER]() : undefined;
 }
+
+/**
+ * The internal capability of a built-in remote adapter to delete an entry only while it still
+ * holds a given value (compare-and-delete, atomic on the server): the two-tier store undoes a
+ * loader's write this way without deleting a newer write of another instance.
+ *
+ * @internal
+ */
+export const ENTRY_UNDO = Symbol('cachekit:entryUndo');
+
+/** Deletes `key` if it holds `value` (in its stored form); resolves whether it did. @internal */
+export type EntryUndo = (key: string, value: unknown) => Promise<boolean>;
+
+/** The compare-and-delete `adapter` offers, if any. @internal */
+export function entryUndoOf(adapter: object): EntryUndo | undefined {
+  const capable = adapter as { [ENTRY_UNDO]?: () => EntryUndo | undefined };
+  return typeof capable[ENTRY_UNDO] === 'function' ? capable[ENTRY_UNDO]() : undefined;
+}

@@ -1,6 +1,11 @@
 import type { Logger } from '@nestjs/common';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
-import { entryReaderOf, type EntryRead, type SharedEntry } from '../interfaces/entry-reader';
+import {
+  entryReaderOf,
+  entryUndoOf,
+  type EntryRead,
+  type SharedEntry,
+} from '../interfaces/entry-reader';
 import { storedWriterOf } from '../interfaces/stored-write';
 import { quote } from '../utils/describe-value';
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
@@ -153,6 +158,24 @@ export class RemoteTier {
     } catch (error) {
       this.failed('GET', quote(key), 'falling back', error, epoch);
       return UNAVAILABLE;
+    }
+  }
+
+  /**
+   * Deletes `key` only while the store holds `value` (see `ENTRY_UNDO`); `false` when it holds
+   * something else, the store cannot compare, fails or is skipped.
+   */
+  async deleteIfHolds(key: string, value: unknown): Promise<boolean> {
+    const undo = entryUndoOf(this.store);
+    if (!undo || !this.routes(key)) return false;
+    const epoch = this.breaker.epoch;
+    try {
+      const deleted = await this.timed(() => undo(key, value));
+      this.breaker.recordSuccess(epoch);
+      return deleted;
+    } catch (error) {
+      this.failed('DELETE', quote(key), 'left to its TTL', error, epoch);
+      return false;
     }
   }
 

@@ -1,6 +1,6 @@
 import type { BusMessage, BusState, CacheBus } from '../bus/cache-bus';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
-import { entryReaderOf, type SharedEntry } from '../interfaces/entry-reader';
+import { entryReaderOf, entryUndoOf, type SharedEntry } from '../interfaces/entry-reader';
 import type { StoredWrite } from '../interfaces/stored-write';
 import type { LocalTier } from './local-tier';
 import { UNAVAILABLE, type Reconciled, type RemoteTier } from './remote-tier';
@@ -23,6 +23,11 @@ export interface SharedTier {
   write(key: string, value: unknown, ttl: number, ifAbsent: boolean): Promise<boolean>;
   /** `true` if it had the key (`false` too when it could not tell). */
   delete(key: string): Promise<boolean>;
+  /**
+   * Deletes `key` only while it holds `value` (a loader's write to undo), atomically; resolves
+   * whether it did (`false` too when the tier cannot compare: the write then stays).
+   */
+  deleteIfHolds(key: string, value: unknown): Promise<boolean>;
   /** How many it deleted, `undefined` when it could not tell (unavailable). */
   deleteByPrefix(prefix: string): Promise<number | undefined>;
   clear(): Promise<void>;
@@ -33,6 +38,7 @@ export interface SharedTier {
 
 /** A plain remote store (no failover) as a {@link SharedTier}. @internal */
 export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTier {
+  const undo = entryUndoOf(store);
   const read =
     entryReaderOf(store) ??
     ((key: string) =>
@@ -47,6 +53,7 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
           write(key, value, ttl, ifAbsent).then((reply) => reply !== null)
       : (key, value, ttl) => store.set(key, value, ttl).then(() => true),
     delete: (key) => store.delete(key),
+    deleteIfHolds: (key, value) => undo?.(key, value) ?? Promise.resolve(false),
     deleteByPrefix: (prefix) => store.deleteByPrefix(prefix),
     clear: () => store.clear(),
     ping: () => (store.ping ? store.ping() : store.has('__cachekit:probe__')),
@@ -63,6 +70,7 @@ export function failoverShared(remote: RemoteTier): SharedTier {
     read: (key) => remote.read(key),
     write: (key, value, ttl, ifAbsent) => remote.set(key, value, ttl, ifAbsent),
     delete: (key) => remote.delete(key),
+    deleteIfHolds: (key, value) => remote.deleteIfHolds(key, value),
     deleteByPrefix: (prefix) => remote.deleteByPrefix(prefix),
     clear: () => remote.clear(),
     ping: () => remote.ping(),
@@ -128,38 +136,38 @@ function stale(ticket: Ticket, why: Exclude<Staleness, false>): void {
  */
 const RECENT_LOAD_MS = 1000;
 
-/** The keys whose loaded value was written in the last {@link RECENT_LOAD_MS}, oldest first. */
+/** The loaded values written in the last {@link RECENT_LOAD_MS}, by key, oldest first. */
 class RecentLoads {
-  private readonly loads = new Map<string, number>();
+  private readonly loads = new Map<string, { at: number; value: unknown }>();
 
-  remember(key: string): void {
+  remember(key: string, value: unknown): void {
     const now = Date.now();
     this.loads.delete(key);
-    this.loads.set(key, now);
-    for (const [oldest, at] of this.loads) {
-      if (now - at <= RECENT_LOAD_MS) break;
+    this.loads.set(key, { at: now, value });
+    for (const [oldest, load] of this.loads) {
+      if (now - load.at <= RECENT_LOAD_MS) break;
       this.loads.delete(oldest);
     }
   }
 
-  /** `true` (and forgets it) if `key`'s load is recent. */
-  takeKey(key: string): boolean {
-    const at = this.loads.get(key);
-    if (at === undefined) return false;
-    this.loads.delete(key);
-    return Date.now() - at <= RECENT_LOAD_MS;
-  }
-
-  /** The recent loads whose key matches, forgotten. */
-  take(matches: (key: string) => boolean): string[] {
+  /** The recent loads whose key matches, forgotten: `[key, value]` pairs. */
+  take(matches: (key: string) => boolean): Array<[string, unknown]> {
     const now = Date.now();
-    const taken: string[] = [];
-    for (const [key, at] of this.loads) {
+    const taken: Array<[string, unknown]> = [];
+    for (const [key, load] of this.loads) {
       if (!matches(key)) continue;
       this.loads.delete(key);
-      if (now - at <= RECENT_LOAD_MS) taken.push(key);
+      if (now - load.at <= RECENT_LOAD_MS) taken.push([key, load.value]);
     }
     return taken;
+  }
+
+  /** The recent load of `key`, forgotten. */
+  takeKey(key: string): Array<[string, unknown]> {
+    const load = this.loads.get(key);
+    if (load === undefined) return [];
+    this.loads.delete(key);
+    return Date.now() - load.at <= RECENT_LOAD_MS ? [[key, load.value]] : [];
   }
 }
 
@@ -285,10 +293,10 @@ export class TwoTier implements CacheAdapter {
     if (!written) return;
     if (ticket.stale === false) {
       this.fill(key, value, ttl > 0 ? ttl * 1000 - (Date.now() - started) : undefined);
-      if (derived) this.recentLoads.remember(key);
+      if (derived) this.recentLoads.remember(key, value);
     } else {
       this.l1.drop(key);
-      if (derived && ticket.stale === 'remote') await this.undoLoad(key);
+      if (derived && ticket.stale === 'remote') await this.undoLoad(key, value);
     }
     this.publish({ keys: [key] });
   }
@@ -393,38 +401,41 @@ export class TwoTier implements CacheAdapter {
     if (message.clear) {
       this.l1.dropAll();
       this.guard.all('remote');
-      this.recentLoads.take(() => true).forEach((key) => void this.undoLoad(key));
+      this.undoLoads(this.recentLoads.take(() => true));
     } else {
       message.keys?.forEach((key) => {
         this.l1.drop(key);
         this.guard.key(key, 'remote');
-        if (this.recentLoads.takeKey(key)) void this.undoLoad(key);
+        this.undoLoads(this.recentLoads.takeKey(key));
       });
       message.prefixes?.forEach((prefix) => {
         this.l1.dropPrefix(prefix);
         this.guard.prefix(prefix, 'remote');
-        this.recentLoads
-          .take((key) => key.startsWith(prefix))
-          .forEach((key) => void this.undoLoad(key));
+        this.undoLoads(this.recentLoads.take((key) => key.startsWith(prefix)));
       });
     }
     this.onInvalidated(message);
   }
 
+  private undoLoads(loads: Array<[string, unknown]>): void {
+    for (const [key, value] of loads) void this.undoLoad(key, value);
+  }
+
   /**
-   * Deletes a loaded value from L2 that another instance's change may have overtaken, and tells
-   * every instance: the delete may also remove the newer value, which they may hold in L1.
+   * Deletes a loaded value from L2 that another instance's change may have overtaken — only if
+   * L2 still holds it (compare-and-delete: a newer write stays) — and tells every instance,
+   * which may hold it in L1.
    */
-  private async undoLoad(key: string): Promise<void> {
-    this.invalidateKey(key);
+  private async undoLoad(key: string, value: unknown): Promise<void> {
+    let deleted = false;
     try {
-      await this.shared.delete(key);
+      deleted = await this.shared.deleteIfHolds(key, value);
     } catch {
-      // A plain shared tier that fails: the L1 copies are dropped all the same.
-    } finally {
-      this.invalidateKey(key);
-      this.publish({ keys: [key] });
+      // A plain shared tier that fails: the entry is left to its TTL.
     }
+    if (!deleted) return;
+    this.invalidateKey(key);
+    this.publish({ keys: [key] });
   }
 
   /** Recovery deleted these from the shared tier: so must this L1 and every other one. */

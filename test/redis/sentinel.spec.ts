@@ -18,9 +18,10 @@ import { uniqueNamespace } from '../support/redis';
 import { RedisSentinelGroup } from '../support/redis-sentinel';
 
 /** Bound of every "after the failover, eventually ..." wait (never a speed assertion). */
-const RECOVERY_MS = 20_000;
+// A bounded wait, not a speed claim: under a loaded CI machine a Sentinel election takes longer.
+const RECOVERY_MS = 45_000;
 /** Jest timeout of a test that fails the master over. */
-const FAILOVER_TEST_MS = 60_000;
+const FAILOVER_TEST_MS = 120_000;
 
 @Injectable()
 class Catalog {
