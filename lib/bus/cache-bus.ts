@@ -40,6 +40,12 @@ export interface BusListener {
 export interface CacheBus {
   /** See {@link BusState}. */
   readonly state: BusState;
+  /**
+   * `true` when a message published right after a write is issued reaches the other instances
+   * only after the write is applied (one connection carries both, in order), so it need not
+   * wait for the write's reply.
+   */
+  readonly ordered: boolean;
   /** Sends `message` to the other instances (asynchronously; retried while it cannot be sent). */
   publish(message: BusMessage): void;
   /** Sets the one listener of incoming messages and state changes. */

@@ -96,6 +96,14 @@ export class RedisBus implements CacheBus {
     return this.subscribed ? 'live' : 'deaf';
   }
 
+  /**
+   * One connection carries the cache's writes and the PUBLISH after them, in order; not on a
+   * cluster, where a PUBLISH may reach a node before the write reaches the key's node.
+   */
+  get ordered(): boolean {
+    return !this.publisher.isCluster;
+  }
+
   /** Payloads waiting to be re-sent. */
   get bufferedMessages(): number {
     return this.buffered.length;

@@ -280,12 +280,17 @@ export class TwoTier implements CacheAdapter {
     // undo it.
     this.recentLoads.takeKey(key);
     const ticket = this.guard.begin(key);
+    // On one connection the message goes right behind the write: it reaches the others after
+    // the write is applied, a round trip sooner than after its reply.
+    const early = this.bus?.ordered === true;
     let written: boolean;
     try {
-      written = await this.shared.write(key, value, ttl, derived);
+      const writing = this.shared.write(key, value, ttl, derived);
+      if (early) this.publish({ keys: [key] });
+      written = await writing;
     } catch (error) {
       this.l1.drop(key);
-      this.publish({ keys: [key] });
+      if (!early) this.publish({ keys: [key] });
       throw error;
     } finally {
       this.guard.end(ticket);
@@ -298,7 +303,7 @@ export class TwoTier implements CacheAdapter {
       this.l1.drop(key);
       if (derived && ticket.stale === 'remote') await this.undoLoad(key, value);
     }
-    this.publish({ keys: [key] });
+    if (!early) this.publish({ keys: [key] });
   }
 
   async delete(key: string): Promise<boolean> {
