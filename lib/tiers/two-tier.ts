@@ -13,8 +13,6 @@ import { UNAVAILABLE, type Reconciled, type RemoteTier } from './remote-tier';
  * @internal
  */
 export interface SharedTier {
-  /** `true`: the L1 is the fallback while the shared tier is unavailable (failover). */
-  readonly failover: boolean;
   read(key: string): Promise<SharedEntry | undefined | typeof UNAVAILABLE>;
   /**
    * Writes the entry; with `ifAbsent`, only if the key holds nothing. Resolves `false` when it
@@ -32,8 +30,6 @@ export interface SharedTier {
   deleteByPrefix(prefix: string): Promise<number | undefined>;
   clear(): Promise<void>;
   ping(): Promise<unknown>;
-  start(): Promise<void>;
-  stop(signal?: string): Promise<void>;
 }
 
 /** A plain remote store (no failover) as a {@link SharedTier}. @internal */
@@ -45,8 +41,8 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
       store
         .get(key)
         .then((value) => (value === undefined ? undefined : { value, ttlMs: undefined })));
+  // The store is the CacheAdapter provider: Nest starts and stops it.
   return {
-    failover: false,
     read,
     write: write
       ? (key, value, ttl, ifAbsent) =>
@@ -57,16 +53,12 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
     deleteByPrefix: (prefix) => store.deleteByPrefix(prefix),
     clear: () => store.clear(),
     ping: () => (store.ping ? store.ping() : store.has('__cachekit:probe__')),
-    // The store is the CacheAdapter provider: Nest starts and stops it.
-    start: () => Promise.resolve(),
-    stop: () => Promise.resolve(),
   };
 }
 
 /** The failover remote tier as a {@link SharedTier} (its lifecycle is its adapter's). @internal */
 export function failoverShared(remote: RemoteTier): SharedTier {
   return {
-    failover: true,
     read: (key) => remote.read(key),
     write: (key, value, ttl, ifAbsent) => remote.set(key, value, ttl, ifAbsent),
     delete: (key) => remote.delete(key),
@@ -74,8 +66,6 @@ export function failoverShared(remote: RemoteTier): SharedTier {
     deleteByPrefix: (prefix) => remote.deleteByPrefix(prefix),
     clear: () => remote.clear(),
     ping: () => remote.ping(),
-    start: () => Promise.resolve(),
-    stop: () => Promise.resolve(),
   };
 }
 
@@ -347,7 +337,6 @@ export class TwoTier implements CacheAdapter {
   /** Starts the L1 (when it is its own) and the bus; never fails startup for the bus. */
   async start(ownL1: boolean): Promise<void> {
     if (ownL1) await this.l1.store.onModuleInit?.();
-    await this.shared.start();
     await this.bus?.start();
   }
 
@@ -355,7 +344,6 @@ export class TwoTier implements CacheAdapter {
   async stop(ownL1: boolean, signal?: string): Promise<void> {
     this.detach.forEach((detach) => detach());
     await this.bus?.stop();
-    await this.shared.stop(signal);
     if (ownL1) await this.l1.store.onApplicationShutdown?.(signal);
   }
 
