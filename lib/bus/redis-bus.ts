@@ -73,6 +73,8 @@ export class RedisBus implements CacheBus {
   /** Was live once: the next subscription ends a gap. */
   private wasLive = false;
   private stopped = true;
+  /** Stopped for good: nothing more is published (before `start`, publishing already works). */
+  private closed = false;
   private pending: { keys: Set<string>; prefixes: Set<string>; clear: boolean } | undefined;
   /** Payloads whose PUBLISH failed, oldest first. */
   private buffered: string[] = [];
@@ -114,7 +116,7 @@ export class RedisBus implements CacheBus {
   }
 
   publish(message: BusMessage): void {
-    if (this.stopped) return;
+    if (this.closed) return;
     if (!this.pending) {
       this.pending = { keys: new Set(), prefixes: new Set(), clear: false };
       process.nextTick(() => this.flush());
@@ -129,6 +131,7 @@ export class RedisBus implements CacheBus {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
+    this.closed = false;
     this.connect();
     if (this.settings.heartbeatMs > 0) {
       this.heartbeatTimer = setInterval(() => this.heartbeat(), this.settings.heartbeatMs);
@@ -138,11 +141,12 @@ export class RedisBus implements CacheBus {
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
+    if (this.closed) return;
     this.flush();
     // What is being sent gets a bounded chance to land; what is buffered is given up.
     await withTimeout(Promise.all([...this.sending]), this.settings.timeoutMs).catch(() => {});
     this.stopped = true;
+    this.closed = true;
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.retryTimer);
     this.heartbeatTimer = this.retryTimer = undefined;
@@ -282,7 +286,7 @@ export class RedisBus implements CacheBus {
   private flush(): void {
     const pending = this.pending;
     this.pending = undefined;
-    if (!pending || this.stopped) return;
+    if (!pending || this.closed) return;
     for (const payload of encode(this.origin, pending)) this.send(payload);
   }
 
@@ -299,7 +303,7 @@ export class RedisBus implements CacheBus {
   }
 
   private keep(payload: string, error: unknown): void {
-    if (this.stopped) return;
+    if (this.closed) return;
     this.log.warn(
       'bus:publish',
       `Cache bus could not publish an invalidation (${describeError(error)}); retrying`,
@@ -318,7 +322,7 @@ export class RedisBus implements CacheBus {
   }
 
   private scheduleRetry(): void {
-    if (this.retryTimer || this.stopped) return;
+    if (this.retryTimer || this.closed) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       const payloads = this.buffered;
