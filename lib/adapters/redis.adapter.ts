@@ -118,10 +118,7 @@ export class RedisCacheAdapter implements CacheAdapter {
       this.target = `Redis cluster ${redis.cluster.map(describeNode).join(',')}`;
     } else {
       const { url, ...rest } = redis;
-      // Sentinel: follow a failover as soon as the sentinels switch (ioredis's failoverDetector),
-      // not only once the old master drops its clients: writes sent to it meanwhile are lost.
-      const sentinel: RedisOptions = rest.sentinels ? { failoverDetector: true } : {};
-      const options: RedisOptions = { ...FAIL_FAST, ...sentinel, ...rest };
+      const options: RedisOptions = { ...FAIL_FAST, ...rest };
       this.client = url ? new Redis(url, options) : new Redis(options);
       this.owned = true;
       this.target = describeTarget(url, rest);
