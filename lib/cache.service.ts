@@ -1,7 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { CacheStack, type WrapOptions, type WrapResult, type WrapStatus } from './core/cache-stack';
+import {
+  CacheStack,
+  type SetOptions,
+  type WrapOptions,
+  type WrapResult,
+  type WrapStatus,
+} from './core/cache-stack';
 
-export type { WrapOptions, WrapStatus };
+export type { SetOptions, WrapOptions, WrapStatus };
 
 /**
  * The cache API application code injects: a facade, without state, over the application's
@@ -52,8 +58,19 @@ export class CacheService {
    * Rejects with `CacheSerializationError`, naming the problem and where it is, when JSON would
    * lose part of the value (`undefined`, a function, a `BigInt`, a `Map`, a cycle, ...); the
    * previous entry is then untouched.
+   *
+   * With a `jitter` (the module's, or {@link SetOptions}), the entry lives a random part of
+   * `ttl * jitter` longer.
+   *
+   * @param ttl seconds, or {@link SetOptions} (`{ ttl, jitter }`); defaults to the module's.
+   *
+   * @example
+   * ```ts
+   * await cache.set('config', config, 600);
+   * await cache.set('config', config, { ttl: 600, jitter: 0.2 }); // expires 600 to 720 s from now
+   * ```
    */
-  set(key: string, value: unknown, ttl?: number): Promise<void> {
+  set(key: string, value: unknown, ttl?: number | SetOptions): Promise<void> {
     return this.stack.set(key, value, ttl);
   }
 
@@ -108,10 +125,25 @@ export class CacheService {
    * a `set`, `delete` or `clear` of the key meanwhile wins over it. Later hits read the stored
    * JSON form (a `Date` comes back as its ISO string on every backend).
    *
+   * With `timeouts.hard` (the module's, or {@link WrapOptions}), a caller still waiting for the
+   * loader after that many seconds rejects with `CacheLoaderTimeoutError`; the loader goes on
+   * and its value is stored when it resolves. A caller that joins a load already running is
+   * bounded from its own call. With a `jitter`, the loaded value lives a random part of
+   * `ttl * jitter` longer.
+   *
    * @param ttl seconds, or {@link WrapOptions}; defaults to the module's `ttl`.
+   *
+   * @example
+   * ```ts
+   * const user = await cache.wrap(`user:${id}`, () => users.find(id), {
+   *   ttl: 60,
+   *   jitter: 0.1,             // expires 60 to 66 s after the load
+   *   timeouts: { hard: 2 },   // CacheLoaderTimeoutError after 2 s; the load still lands
+   * });
+   * ```
    */
   wrap<T>(key: string, loader: () => T | Promise<T>, ttl?: number | WrapOptions<T>): Promise<T> {
-    return this.stack.wrap(key, loader, ttl).then(valueOf);
+    return this.stack.wrap(key, loader, ttl, true, true).then(valueOf);
   }
 }
 

@@ -9,6 +9,7 @@ export type {
   CacheBusOptions,
   CacheFailoverOptions,
   CacheL1Options,
+  CacheLoaderTimeouts,
   CacheMemoryOptions,
   CacheModuleAsyncOptions,
   CacheModuleOptions,
@@ -19,7 +20,7 @@ export type {
 export type { CacheInvalidationOptions } from './interfaces/cache-invalidation-options.interface';
 
 // The service
-export { CacheService, type WrapOptions, type WrapStatus } from './cache.service';
+export { CacheService, type SetOptions, type WrapOptions, type WrapStatus } from './cache.service';
 
 // Errors
 export {
@@ -28,6 +29,7 @@ export {
   CacheConnectionError,
   CacheError,
   CacheKeyError,
+  CacheLoaderTimeoutError,
   CacheSerializationError,
 } from './utils/cache.errors';
 

@@ -5,6 +5,7 @@ import type {
   CacheBusOptions,
   CacheFailoverOptions,
   CacheL1Options,
+  CacheLoaderTimeouts,
   CacheModuleOptions,
   CacheProvider,
   CacheRedisOptions,
@@ -24,6 +25,9 @@ import {
   describeConfigValue as describe,
   expiringTtlProblem,
   invalidOption as invalid,
+  jitterProblem,
+  LOADER_TIMEOUT_FIELDS,
+  loaderTimeoutsProblem,
   nonNegativeProblem,
   parseRedisUrl,
   positiveIntegerProblem,
@@ -54,6 +58,10 @@ export interface ResolvedCacheOptions {
   /** `false` (no L1, or `bus: false`), or the bus tuning with every default filled in. */
   readonly bus: false | Readonly<Required<CacheBusOptions>>;
   readonly strict: boolean;
+  /** Fraction of the TTL (0 to 1) added at random to each write; `0` = none. */
+  readonly jitter: number;
+  /** Default loader timeouts (seconds); `{}` = none. */
+  readonly timeouts: Readonly<CacheLoaderTimeouts>;
   readonly adapter?: CacheAdapter;
   /** Dispatchers and event sources of invalidation rules (see `CacheInvalidationOptions`). */
   readonly invalidation: CacheInvalidationOptions;
@@ -71,6 +79,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'l1',
   'bus',
   'strict',
+  'jitter',
+  'timeouts',
   'adapter',
   'invalidation',
 ]);
@@ -179,6 +189,8 @@ export function resolveCacheOptions(
     );
   }
   const bus = resolveBus(user.bus, l1 !== false);
+  const jitter = check('jitter', orDefault(user.jitter, MODULE_DEFAULTS.jitter), jitterProblem);
+  const timeouts = resolveTimeouts(user.timeouts);
 
   return {
     enabled,
@@ -191,6 +203,8 @@ export function resolveCacheOptions(
     l1,
     bus,
     strict,
+    jitter,
+    timeouts,
     adapter: user.adapter,
     invalidation: resolveInvalidation(user.invalidation),
   };
@@ -334,6 +348,20 @@ function resolveBus(bus: unknown, l1: boolean): ResolvedCacheOptions['bus'] {
       positiveIntegerProblem,
     ),
   };
+}
+
+/** `timeouts` as given (only `hard` so far), or `{}` when left out. */
+function resolveTimeouts(timeouts: unknown): ResolvedCacheOptions['timeouts'] {
+  if (timeouts === undefined) return {};
+  const problem = loaderTimeoutsProblem(timeouts);
+  if (problem && 'unknown' in problem) {
+    throw new CacheConfigError(
+      `Unknown CacheModule option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+    );
+  }
+  if (problem) throw invalid(problem.field, problem.value, problem.expected);
+  const { hard } = timeouts as CacheLoaderTimeouts;
+  return hard === undefined ? {} : { hard };
 }
 
 /** `fallback` for an omitted field only: `null` is a value, and rejected as one. */

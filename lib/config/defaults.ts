@@ -23,6 +23,7 @@ export const MODULE_DEFAULTS: {
   readonly failover: false;
   readonly l1: boolean;
   readonly strict: boolean;
+  readonly jitter: number;
   readonly redisUrl: string;
 } = Object.freeze({
   enabled: true,
@@ -34,6 +35,8 @@ export const MODULE_DEFAULTS: {
   /** `true` (or `CACHE_L1=true`) uses {@link L1_DEFAULTS}; the bus then defaults to on. */
   l1: false,
   strict: false,
+  /** Fraction of the TTL added at random to each write; `0` = every entry lives its TTL. */
+  jitter: 0,
   /** Used with `provider: 'redis'` when neither `redis` nor `CACHE_REDIS_URL` names a server. */
   redisUrl: 'redis://127.0.0.1:6379',
 });

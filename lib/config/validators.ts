@@ -59,6 +59,58 @@ export function timerSecondsProblem(value: unknown, zero: string): string | unde
 }
 
 /**
+ * `undefined` for a number from 0 to 1, the largest fraction of a TTL that `jitter` adds at
+ * random to a write, else what it must be.
+ * @internal
+ */
+export function jitterProblem(value: unknown): string | undefined {
+  return typeof value === 'number' && value >= 0 && value <= 1
+    ? undefined
+    : 'a number from 0 to 1 (a fraction of the TTL; 0 = no jitter)';
+}
+
+/**
+ * A TTL with its jitter applied: `ttl * (1 + random() * jitter)`, at most {@link MAX_TTL}. A TTL
+ * of 0 ("never expires") stays 0; `random()` is in [0, 1), and called only when there is jitter.
+ * @internal
+ */
+export function jitteredTtl(ttl: number, jitter: number, random = Math.random): number {
+  if (!(jitter > 0) || !(ttl > 0)) return ttl;
+  return Math.min(MAX_TTL, ttl * (1 + random() * jitter));
+}
+
+/** The fields a `timeouts` option accepts so far (`soft` arrives with `grace`). @internal */
+export const LOADER_TIMEOUT_FIELDS: readonly string[] = Object.freeze(['hard']);
+
+const LOADER_TIMEOUT_EXPECTED = `a number of seconds above 0 and at most ${MAX_TIMER_SECONDS}`;
+
+/**
+ * What is wrong with a `timeouts` option (`{ hard }`), or `undefined` when it is fine: an
+ * unknown field (by name), or the field (`timeouts`, `timeouts.hard`) whose value is refused
+ * with what it must be. A loader timeout is a timer, so it is bounded by
+ * {@link MAX_TIMER_SECONDS} (beyond it Node.js fires after 1 ms).
+ * @internal
+ */
+export function loaderTimeoutsProblem(
+  timeouts: unknown,
+):
+  | { readonly unknown: string }
+  | { readonly field: string; readonly value: unknown; readonly expected: string }
+  | undefined {
+  if (timeouts === null || typeof timeouts !== 'object' || Array.isArray(timeouts)) {
+    return { field: 'timeouts', value: timeouts, expected: 'an object such as { hard: 5 }' };
+  }
+  for (const name of Object.keys(timeouts)) {
+    if (!LOADER_TIMEOUT_FIELDS.includes(name)) return { unknown: name };
+  }
+  const hard = (timeouts as { hard?: unknown }).hard;
+  if (hard !== undefined && !(typeof hard === 'number' && hard > 0 && hard <= MAX_TIMER_SECONDS)) {
+    return { field: 'timeouts.hard', value: hard, expected: LOADER_TIMEOUT_EXPECTED };
+  }
+  return undefined;
+}
+
+/**
  * The one wording of a rejected TTL argument (`set`, `wrap`, the adapters):
  * `Invalid ttl <value as given>: expected ...`. A string is shown quoted — `"60"`, not `60` —
  * so a TTL that arrived as text is not mistaken for a number.

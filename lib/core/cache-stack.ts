@@ -1,8 +1,16 @@
 import { CacheArgumentError, CacheKeyError } from '../utils/cache.errors';
-import { invalidTtlMessage, ttlProblem } from '../config/validators';
+import {
+  invalidTtlMessage,
+  jitteredTtl,
+  jitterProblem,
+  LOADER_TIMEOUT_FIELDS,
+  loaderTimeoutsProblem,
+  ttlProblem,
+} from '../config/validators';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
 import type { StoredWrite } from '../interfaces/stored-write';
-import { describeError, quote } from '../utils/describe-value';
+import { describeError, describeValue, quote } from '../utils/describe-value';
 import { toStorable } from '../utils/serializable';
 import { isThenable } from '../utils/thenable';
 import { asError } from '../utils/timeout';
@@ -14,13 +22,57 @@ import { ErrorPolicy } from './error-policy';
 import { LoaderRunner } from './loader-runner';
 import { SingleFlight, type Flight } from './single-flight';
 
-/** Options of {@link CacheService.wrap} beyond the TTL. */
+/**
+ * Options of {@link CacheService.wrap} beyond the TTL. An unknown field is refused
+ * (`CacheArgumentError`).
+ *
+ * @example
+ * ```ts
+ * await cache.wrap(`user:${id}`, () => users.find(id), { ttl: 60, jitter: 0.1, timeouts: { hard: 2 } });
+ * ```
+ */
 export interface WrapOptions<T> {
   /** Seconds to keep the loaded value; defaults to the module's `ttl`. `0` never expires. */
   ttl?: number;
+  /**
+   * Fraction of the TTL (0 to 1) added at random to the loaded value's TTL: it lives between
+   * `ttl` and `ttl * (1 + jitter)` seconds.
+   * @default the module's `jitter`
+   */
+  jitter?: number;
+  /**
+   * How long this caller waits for the loader: after `hard` seconds it rejects with
+   * `CacheLoaderTimeoutError` while the loader goes on and is stored. Each field defaults to
+   * the module's.
+   * @default the module's `timeouts`
+   */
+  timeouts?: CacheLoaderTimeouts;
   /** When it returns `true` for the loaded value, the value is returned but not stored. */
   unless?: (value: T) => boolean;
 }
+
+/**
+ * Options of {@link CacheService.set} beyond the TTL. An unknown field is refused
+ * (`CacheArgumentError`).
+ *
+ * @example
+ * ```ts
+ * await cache.set('config', config, { ttl: 600, jitter: 0.2 }); // lives 600 to 720 s
+ * ```
+ */
+export interface SetOptions {
+  /** Seconds to keep the value; defaults to the module's `ttl`. `0` never expires. */
+  ttl?: number;
+  /**
+   * Fraction of the TTL (0 to 1) added at random: the entry lives between `ttl` and
+   * `ttl * (1 + jitter)` seconds.
+   * @default the module's `jitter`
+   */
+  jitter?: number;
+}
+
+const WRAP_FIELDS: readonly string[] = ['ttl', 'jitter', 'timeouts', 'unless'];
+const SET_FIELDS: readonly string[] = ['ttl', 'jitter'];
 
 /**
  * How {@link CacheService.wrap} answered: `hit` from the cache, `miss` by running the loader,
@@ -40,6 +92,10 @@ export interface CacheStackOptions {
   /** Default TTL in seconds. */
   readonly ttl: number;
   readonly namespace: string;
+  /** Fraction of the TTL added at random to each write (0 to 1). @defaultValue 0 */
+  readonly jitter?: number;
+  /** Default loader timeouts, in seconds. @defaultValue none */
+  readonly timeouts?: Readonly<CacheLoaderTimeouts>;
 }
 
 /**
@@ -113,6 +169,10 @@ export class CacheStack {
   private readonly write: StoredWrite;
   /** Writes a loader's value (two tiers: undone if another instance changed the key meanwhile). */
   private readonly writeLoaded: StoredWrite;
+  /** The module's jitter (0 = none). */
+  private readonly jitter: number;
+  /** The module's hard loader timeout in seconds, if any (see `wrap`'s `moduleTimeouts`). */
+  private readonly hard: number | undefined;
 
   constructor(
     /** The tiers this stack owns (their lifecycle stays with the adapters Nest provides). */
@@ -129,6 +189,8 @@ export class CacheStack {
     this.writeLoaded = twoTier
       ? (key, value, ttl) => twoTier.write(key, value, ttl, true)
       : this.write;
+    this.jitter = options.jitter ?? 0;
+    this.hard = options.timeouts?.hard;
   }
 
   /**
@@ -199,13 +261,16 @@ export class CacheStack {
     return this.local ? this.local.get<T>(key) : this.twoTier?.peek<T>(key);
   }
 
-  /** Stores `value` (its JSON form) under `key`; rejects on an invalid key, TTL or value. */
-  set(key: string, value: unknown, ttl?: number): Promise<void> {
+  /**
+   * Stores `value` (its JSON form) under `key` for `ttl` seconds, or the options' (jitter
+   * applied); rejects on an invalid key, TTL, option or value.
+   */
+  set(key: string, value: unknown, ttl?: number | SetOptions): Promise<void> {
     let seconds: number;
     let stored: unknown;
     try {
       assertKey(key);
-      seconds = this.ttlOf(ttl);
+      seconds = this.writeTtlOf(ttl);
       stored = toStorable(value, key);
     } catch (error) {
       return Promise.reject(asError(error));
@@ -313,18 +378,27 @@ export class CacheStack {
    *
    * @param read `false`: load without reading first (a decorated call whose earlier cache call
    *   failed does not wait for the same dead backend again).
+   * @param moduleTimeouts `true` for the loaders the module's `timeouts` bound (`wrap`,
+   *   `@Cacheable`, `cacheResult`); `CacheInterceptor` leaves it off: its load includes sending
+   *   the response, which a slow client may stretch. Timeouts given in `ttl` always apply.
    */
   wrap<T>(
     key: string,
     loader: () => T | Promise<T>,
     ttl?: number | WrapOptions<T>,
     read = true,
+    moduleTimeouts = false,
   ): Promise<WrapResult<T>> {
     let options: WrapOptions<T>;
     let seconds: number;
     try {
       assertKey(key);
-      options = typeof ttl === 'object' && ttl !== null ? ttl : { ttl };
+      if (typeof ttl === 'object' && ttl !== null) {
+        options = ttl;
+        checkWrapOptions(options);
+      } else {
+        options = { ttl };
+      }
       seconds = this.ttlOf(options.ttl);
     } catch (error) {
       return Promise.reject(asError(error));
@@ -333,14 +407,15 @@ export class CacheStack {
     // A loader that wraps its own key again would wait for itself: let the inner call through;
     // the outer stores.
     if (this.loader.isLoading(key)) return callThrough(loader, 'miss');
+    const hard = options.timeouts?.hard ?? (moduleTimeouts ? this.hard : undefined);
     const inFlight = this.flights.joinable(key);
-    if (inFlight) return joined(inFlight) as Promise<WrapResult<T>>;
-    if (!read) return this.startLoad(key, loader, seconds, options.unless);
+    if (inFlight) return this.join(key, inFlight, hard);
+    if (!read) return this.startLoad(key, loader, seconds, options, hard);
     if (this.local) {
       // Read and, on a miss, start the load with no await in between: no caller can slip in.
       const cached = this.local.get<T>(key);
       if (cached !== undefined) return Promise.resolve({ value: cached, status: 'hit' });
-      return this.startLoad(key, loader, seconds, options.unless);
+      return this.startLoad(key, loader, seconds, options, hard);
     }
     const near = this.twoTier?.peek<T>(key);
     if (near !== undefined) return Promise.resolve({ value: near, status: 'hit' });
@@ -350,28 +425,42 @@ export class CacheStack {
         if (cached !== undefined) return { value: cached, status: 'hit' as const };
         // A concurrent caller may have started the load while we awaited the read.
         const raced = this.flights.joinable(key);
-        if (raced) return joined(raced) as Promise<WrapResult<T>>;
-        return this.startLoad(key, loader, seconds, options.unless);
+        if (raced) return this.join(key, raced, hard);
+        return this.startLoad(key, loader, seconds, options, hard);
       });
+  }
+
+  /**
+   * Joins a load: `shared` while it runs (the loader's own value, bounded by this caller's own
+   * `timeouts.hard` from now); once only its write is pending, a `hit` on what is being stored,
+   * as a read of the backend will return it.
+   */
+  private join<T>(key: string, flight: Flight, hard: number | undefined): Promise<WrapResult<T>> {
+    if (flight.sharedUntil !== undefined) {
+      return Promise.resolve({ value: flight.stored as T, status: 'hit' });
+    }
+    return this.loader.wait(key, flight.promise as Promise<T>, hard).then(shared);
   }
 
   private startLoad<T>(
     key: string,
     loader: () => T | Promise<T>,
     ttl: number,
-    unless: ((value: T) => boolean) | undefined,
+    options: WrapOptions<T>,
+    hard: number | undefined,
   ): Promise<WrapResult<T>> {
     const flight = this.flights.begin(key);
-    const promise = this.load(key, loader, ttl, unless, flight);
+    const promise = this.load(key, loader, ttl, options, flight);
     (flight as { promise: Promise<unknown> }).promise = promise;
-    return promise.then(missed);
+    // The flight is the load; only this caller's wait is bounded (the load goes on and stores).
+    return this.loader.wait(key, promise, hard).then(missed);
   }
 
   private async load<T>(
     key: string,
     loader: () => T | Promise<T>,
     ttl: number,
-    unless: ((value: T) => boolean) | undefined,
+    options: WrapOptions<T>,
     flight: Flight,
   ): Promise<T> {
     let value: T;
@@ -386,7 +475,9 @@ export class CacheStack {
     // Not awaited: the caller has its value; a hung backend must not hold it for a second
     // command timeout (issue 10). The write is issued now, before any caller resumes, so a
     // later command of theirs on the key reaches the backend after it.
-    const writing = this.storeLoaded(key, value, ttl, unless, flight);
+    // Jittered per write, not per wrap call: a hit costs no random number.
+    const seconds = jitteredTtl(ttl, options.jitter ?? this.jitter);
+    const writing = this.storeLoaded(key, value, seconds, options.unless, flight);
     if (writing) void writing.then(() => this.flights.land(key, flight));
     else this.flights.land(key, flight);
     return value;
@@ -458,6 +549,53 @@ export class CacheStack {
     if (problem) throw new CacheArgumentError(invalidTtlMessage(ttl, problem));
     return ttl;
   }
+
+  /** The TTL a `set` writes with: its own or the module's, with the jitter applied. */
+  private writeTtlOf(ttl: number | SetOptions | undefined): number {
+    if (typeof ttl !== 'object' || ttl === null) return jitteredTtl(this.ttlOf(ttl), this.jitter);
+    for (const name of Object.keys(ttl)) {
+      if (!SET_FIELDS.includes(name)) {
+        throw new CacheArgumentError(
+          `Unknown set option "${name}". Known options: ${SET_FIELDS.join(', ')}.`,
+        );
+      }
+    }
+    const seconds = this.ttlOf(ttl.ttl);
+    if (ttl.jitter === undefined) return jitteredTtl(seconds, this.jitter);
+    checkJitter(ttl.jitter);
+    return jitteredTtl(seconds, ttl.jitter);
+  }
+}
+
+/** Throws `CacheArgumentError` on an unknown field, a jitter or timeouts out of bounds. */
+function checkWrapOptions(options: object): void {
+  for (const name of Object.keys(options)) {
+    if (!WRAP_FIELDS.includes(name)) {
+      throw new CacheArgumentError(
+        `Unknown wrap option "${name}". Known options: ${WRAP_FIELDS.join(', ')}.`,
+      );
+    }
+  }
+  const { jitter, timeouts } = options as WrapOptions<unknown>;
+  if (jitter !== undefined) checkJitter(jitter);
+  if (timeouts === undefined) return;
+  const problem = loaderTimeoutsProblem(timeouts);
+  if (problem && 'unknown' in problem) {
+    throw new CacheArgumentError(
+      `Unknown wrap option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+    );
+  }
+  if (problem) {
+    throw new CacheArgumentError(
+      `Invalid ${problem.field} ${describeValue(problem.value)}: expected ${problem.expected}.`,
+    );
+  }
+}
+
+function checkJitter(jitter: unknown): void {
+  const problem = jitterProblem(jitter);
+  if (problem)
+    throw new CacheArgumentError(`Invalid jitter ${describeValue(jitter)}: expected ${problem}.`);
 }
 
 function keyError(key: unknown): CacheKeyError | undefined {
@@ -479,15 +617,6 @@ function nothing(): undefined {
 
 function shared<T>(value: T): WrapResult<T> {
   return { value, status: 'shared' };
-}
-
-/**
- * Joins a load: `shared` while it runs (the loader's own value); once only its write is pending,
- * a `hit` on what is being stored, as a read of the backend will return it.
- */
-function joined(flight: Flight): Promise<WrapResult<unknown>> {
-  if (flight.sharedUntil === undefined) return flight.promise.then(shared);
-  return Promise.resolve({ value: flight.stored, status: 'hit' });
 }
 
 function missed<T>(value: T): WrapResult<T> {

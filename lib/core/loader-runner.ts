@@ -1,9 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { CacheLoaderTimeoutError } from '../utils/cache.errors';
+import { withTimeout } from '../utils/timeout';
 
 /**
  * Runs loaders, remembering which keys are loading in the current async context: a loader that
  * wraps its own key again (two layers cached under one key, an interceptor applied twice) would
- * otherwise wait for itself.
+ * otherwise wait for itself. Bounds how long each caller waits for a load (`timeouts.hard`).
  */
 export class LoaderRunner {
   /** Keys whose loader is running in the current async context. */
@@ -32,5 +34,18 @@ export class LoaderRunner {
   /** Ends a {@link call}. */
   done(): void {
     if (--this.running === 0) this.loading.disable();
+  }
+
+  /**
+   * What one caller of `key` waits for: `load` itself, or, with a `hard` timeout (seconds),
+   * `load` bounded for this caller alone: it rejects with {@link CacheLoaderTimeoutError} once
+   * `hard` seconds have passed from now. The load goes on (and is stored when it resolves): other
+   * callers keep their own bounds. The timer is unref'd and cleared when the load settles first.
+   */
+  wait<T>(key: string, load: Promise<T>, hard: number | undefined): Promise<T> {
+    if (hard === undefined) return load;
+    // At least 1 ms: withTimeout reads 0 as "no bound".
+    const ms = Math.max(1, Math.round(hard * 1000));
+    return withTimeout(load, ms, () => new CacheLoaderTimeoutError(key, hard));
   }
 }

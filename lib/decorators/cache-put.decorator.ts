@@ -6,7 +6,13 @@ import type {
 } from '../interfaces/cache-operation-options.interface';
 import { createKeyResolver } from '../keys/key-resolver';
 import { addCacheOperation } from './cached-method';
-import { assertKnownOptions, checkFunction, checkTtl, normaliseOptions } from './decorator-options';
+import {
+  assertKnownOptions,
+  checkFunction,
+  checkJitter,
+  checkTtl,
+  normaliseOptions,
+} from './decorator-options';
 
 /**
  * Always runs the method, then stores its result under the key, so the next `@Cacheable`
@@ -17,7 +23,7 @@ import { assertKnownOptions, checkFunction, checkTtl, normaliseOptions } from '.
  *
  * @example
  * ```ts
- * @CachePut({ key: 'product:{productId}', ttl: 900 })
+ * @CachePut({ key: 'product:{productId}', ttl: 900, jitter: 0.1 }) // stored for 900 to 990 s
  * async updateProduct(productId: string, data: Partial<Product>): Promise<Product> { ... }
  *
  * @CachePut('product:{result.productId}')
@@ -35,8 +41,9 @@ export function CachePut(
 ): MethodDecorator {
   const name = 'CachePut';
   const resolved = normaliseOptions<CachePutOptions>(name, keyOrOptions, options);
-  assertKnownOptions(name, resolved, ['key', 'ttl', 'condition', 'unless']);
+  assertKnownOptions(name, resolved, ['key', 'ttl', 'jitter', 'condition', 'unless']);
   const ttl = checkTtl(name, resolved.ttl);
+  const jitter = checkJitter(name, resolved.jitter);
   const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
   const unless = checkFunction<CacheUnless>(name, 'unless', resolved.unless);
   return (target, propertyKey, descriptor) =>
@@ -44,6 +51,7 @@ export function CachePut(
       kind: 'put',
       key: createKeyResolver(resolved.key, signature, { allowResult: true, what: `@${name}` }),
       ttl,
+      jitter,
       condition,
       unless,
     }));

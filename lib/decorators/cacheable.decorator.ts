@@ -7,7 +7,14 @@ import type {
 import { createKeyResolver } from '../keys/key-resolver';
 import { addCacheOperation } from './cached-method';
 import { registerInvalidation } from '../invalidation/invalidation.registry';
-import { assertKnownOptions, checkFunction, checkTtl, normaliseOptions } from './decorator-options';
+import {
+  assertKnownOptions,
+  checkFunction,
+  checkJitter,
+  checkTimeouts,
+  checkTtl,
+  normaliseOptions,
+} from './decorator-options';
 
 /**
  * Caches the method's result under a key built from its arguments: on a hit the method does
@@ -22,12 +29,18 @@ import { assertKnownOptions, checkFunction, checkTtl, normaliseOptions } from '.
  * @param key a key template (`'product:{id}'`: `{name}` a parameter, `{name.path}` a path
  *   into it, `{0}` a position), a function of the arguments, or a key source such as a
  *   `KeyConstructor`. A placeholder naming no parameter throws when the class is defined.
- * @param options `ttl` (seconds), `condition(...args)`, `unless(result)`.
+ * @param options `ttl` (seconds), `jitter` (a fraction of the TTL added at random),
+ *   `timeouts` (`{ hard }`: seconds a caller waits for the method on a miss before it rejects
+ *   with `CacheLoaderTimeoutError`; the method goes on and its result is stored),
+ *   `condition(...args)`, `unless(result)`.
  *
  * @example
  * ```ts
  * @Cacheable('product:{productId}', { ttl: 900 })
  * async getProduct(productId: string): Promise<Product | null> { ... }
+ *
+ * @Cacheable('report:{day}', { ttl: 3600, jitter: 0.1, timeouts: { hard: 5 } })
+ * async dailyReport(day: string): Promise<Report> { ... }
  *
  * @Cacheable({ key: 'search:{query}:page:{page}', unless: (r: unknown[]) => r.length === 0 })
  * async search(query: string, page = 1): Promise<Product[]> { ... } // search('shoes') → 'search:shoes:page:1'
@@ -44,8 +57,18 @@ export function Cacheable(
 ): MethodDecorator {
   const name = 'Cacheable';
   const resolved = normaliseOptions<CacheableOptions>(name, keyOrOptions, options);
-  assertKnownOptions(name, resolved, ['key', 'ttl', 'condition', 'unless', 'invalidateOn']);
+  assertKnownOptions(name, resolved, [
+    'key',
+    'ttl',
+    'jitter',
+    'timeouts',
+    'condition',
+    'unless',
+    'invalidateOn',
+  ]);
   const ttl = checkTtl(name, resolved.ttl);
+  const jitter = checkJitter(name, resolved.jitter);
+  const timeouts = checkTimeouts(name, resolved.timeouts);
   const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
   const unless = checkFunction<CacheUnless>(name, 'unless', resolved.unless);
   return (target, propertyKey, descriptor) => {
@@ -59,6 +82,8 @@ export function Cacheable(
         kind: 'cacheable',
         key: createKeyResolver(resolved.key, signature, { allowResult: false, what: `@${name}` }),
         ttl,
+        jitter,
+        timeouts,
         condition,
         unless,
       }),

@@ -1,7 +1,13 @@
 import { CacheArgumentError } from '../utils/cache.errors';
-import { ttlProblem } from '../config/validators';
+import {
+  jitterProblem,
+  LOADER_TIMEOUT_FIELDS,
+  loaderTimeoutsProblem,
+  ttlProblem,
+} from '../config/validators';
 import { describeValue } from '../utils/describe-value';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
+import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
 
 /** Splits `(key, options)` / `(options)` call forms into one options object. */
 export function normaliseOptions<O extends { key?: CacheKeySpec }>(
@@ -67,6 +73,40 @@ export function checkTtl(decorator: string, ttl: unknown): number | undefined {
     );
   }
   return ttl as number;
+}
+
+/** Validates a jitter (a fraction of the TTL, 0 to 1) given to a decorator. */
+export function checkJitter(decorator: string, jitter: unknown): number | undefined {
+  if (jitter === undefined) return undefined;
+  const problem = jitterProblem(jitter);
+  if (problem) {
+    throw new CacheArgumentError(
+      `@${decorator}(): invalid jitter ${describeValue(jitter)}; expected ${problem}.`,
+    );
+  }
+  return jitter as number;
+}
+
+/** Validates loader timeouts (`{ hard }`, seconds) given to a decorator. */
+export function checkTimeouts(
+  decorator: string,
+  timeouts: unknown,
+): Readonly<CacheLoaderTimeouts> | undefined {
+  if (timeouts === undefined) return undefined;
+  const problem = loaderTimeoutsProblem(timeouts);
+  if (problem && 'unknown' in problem) {
+    throw new CacheArgumentError(
+      `@${decorator}(): unknown option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+    );
+  }
+  if (problem) {
+    throw new CacheArgumentError(
+      `@${decorator}(): invalid ${problem.field} ${describeValue(problem.value)}; expected ${problem.expected}.`,
+    );
+  }
+  // A copy: the options object given to the decorator may be changed later.
+  const { hard } = timeouts as CacheLoaderTimeouts;
+  return Object.freeze(hard === undefined ? {} : { hard });
 }
 
 /** Validates an optional callback option. */

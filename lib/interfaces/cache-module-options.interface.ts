@@ -118,6 +118,32 @@ export interface CacheBusOptions {
 }
 
 /**
+ * How long a caller waits for a loader — the function of `wrap`, a `@Cacheable` method, a
+ * `cacheResult` function — in seconds (fractions allowed). Given to the module, it is the
+ * default of every load; `wrap`, `@Cacheable` and `cacheResult` may give their own.
+ *
+ * Only `hard` for now: `soft` (serve a stale value while the loader finishes in the background)
+ * arrives with `grace`; any other field is refused.
+ *
+ * @example
+ * ```ts
+ * CacheModule.forRoot({ timeouts: { hard: 5 } });
+ * await cache.wrap('report', () => buildReport(), { timeouts: { hard: 2 } });
+ * ```
+ */
+export interface CacheLoaderTimeouts {
+  /**
+   * Seconds after which a caller still waiting for the loader rejects with
+   * `CacheLoaderTimeoutError`. The loader is not cancelled: it goes on, and its value is stored
+   * when it resolves (unless the key was written, deleted or cleared meanwhile), so a later call
+   * hits. Each caller is bounded from the moment it started waiting: one that joins a load
+   * already running gets its own `hard` seconds. Above 0, at most 2147483.647 (a timer's limit).
+   * @default none (a caller waits as long as the loader runs)
+   */
+  hard?: number;
+}
+
+/**
  * Tuning of the failover layer (`failover: { ... }`). Every field is optional.
  *
  * @example
@@ -223,6 +249,22 @@ export interface CacheModuleOptions {
    * @default false
    */
   strict?: boolean;
+  /**
+   * Fraction of the TTL (0 to 1) added at random to each entry's TTL when it is written, so
+   * entries written together (a warm-up, a burst of misses) do not all expire, and reload,
+   * together: with `ttl: 100` and `jitter: 0.2`, each entry lives between 100 and 120 seconds.
+   * Applies to `set`, to loaded values (`wrap`, `@Cacheable`, `cacheResult`) and `@CachePut`,
+   * unless they give their own. A TTL of `0` (never expires) stays `0`.
+   * @default 0
+   */
+  jitter?: number;
+  /**
+   * Default loader timeouts of every load of `wrap`, `@Cacheable` and `cacheResult` (not of the
+   * handlers `CacheInterceptor` caches: their load includes sending the response): see
+   * {@link CacheLoaderTimeouts}.
+   * @default none
+   */
+  timeouts?: CacheLoaderTimeouts;
   /** A custom backend used instead of the built-in ones. */
   adapter?: CacheAdapter;
   /**

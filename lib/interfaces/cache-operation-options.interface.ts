@@ -1,4 +1,5 @@
 import type { CacheKeySpec, CacheKeyFunction } from './cache-key.interface';
+import type { CacheLoaderTimeouts } from './cache-module-options.interface';
 import type { InvalidationRuleOptions } from './invalidation-rule.interface';
 
 /**
@@ -39,6 +40,18 @@ export interface CacheableOptions {
    * @default the module's `ttl`
    */
   ttl?: number;
+  /**
+   * Fraction of the TTL (0 to 1) added at random to each stored result's TTL, so results
+   * stored together expire apart.
+   * @default the module's `jitter`
+   */
+  jitter?: number;
+  /**
+   * How long a caller waits for the method on a miss: after `hard` seconds it rejects with
+   * `CacheLoaderTimeoutError`, while the method goes on and its result is stored.
+   * @default the module's `timeouts`
+   */
+  timeouts?: CacheLoaderTimeouts;
   /** Skip the cache for calls whose arguments fail this test. */
   condition?: CacheCondition;
   /** Do not store results that pass this test. */
@@ -69,6 +82,11 @@ export interface CachePutOptions {
    * @default the module's `ttl`
    */
   ttl?: number;
+  /**
+   * Fraction of the TTL (0 to 1) added at random to the stored result's TTL.
+   * @default the module's `jitter`
+   */
+  jitter?: number;
   /** Skip the store for calls whose arguments fail this test. */
   condition?: CacheCondition;
   /** Do not store results that pass this test (the previous entry is kept). */

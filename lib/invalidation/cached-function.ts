@@ -1,6 +1,12 @@
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
-import { ttlProblem } from '../config/validators';
+import {
+  jitterProblem,
+  LOADER_TIMEOUT_FIELDS,
+  loaderTimeoutsProblem,
+  ttlProblem,
+} from '../config/validators';
+import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
 import { describeError, describeValue, quote } from '../utils/describe-value';
 import { isThenable } from '../utils/thenable';
 import { recordCacheStatus } from '../runtime/cache-status';
@@ -36,6 +42,17 @@ export interface CacheResultOptions<A extends unknown[], R> {
   key: KeyConstructor | ((...args: A) => string);
   /** Seconds to keep a result; defaults to the module's `ttl`. `0` never expires. */
   ttl?: number;
+  /**
+   * Fraction of the TTL (0 to 1) added at random to each stored result's TTL.
+   * @default the module's `jitter`
+   */
+  jitter?: number;
+  /**
+   * How long a caller waits for the function on a miss: after `hard` seconds it rejects with
+   * `CacheLoaderTimeoutError`, while the function goes on and its result is stored.
+   * @default the module's `timeouts`
+   */
+  timeouts?: CacheLoaderTimeouts;
   /** When it returns `true` for a result, the result is returned but not stored. */
   unless?: (result: Awaited<R>) => boolean;
   /** Events that drop this function's entries. */
@@ -126,6 +143,15 @@ export function cacheResult<A extends unknown[], R>(
       `cacheResult(${name}): invalid ttl ${describeValue(options.ttl)}; expected ${ttlIssue}.`,
     );
   }
+  const jitterIssue = options.jitter === undefined ? undefined : jitterProblem(options.jitter);
+  if (jitterIssue) {
+    throw new CacheConfigError(
+      `cacheResult(${name}): invalid jitter ${describeValue(options.jitter)}; expected ${jitterIssue}.`,
+    );
+  }
+  const timeouts = checkTimeouts(name, options.timeouts);
+  const writeOptions =
+    options.jitter === undefined ? options.ttl : { ttl: options.ttl, jitter: options.jitter };
   const { key } = options;
   const signature: MethodSignature = {
     className: '',
@@ -192,10 +218,13 @@ export function cacheResult<A extends unknown[], R>(
     }
     // Reported like a @Cacheable call, so X-Cache reflects it (CacheStatusInterceptor, ...).
     return cache
-      .wrap<Awaited<R>>(key, () => run(this, args), {
-        ttl: options.ttl,
-        unless: options.unless,
-      })
+      .wrap<Awaited<R>>(
+        key,
+        () => run(this, args),
+        { ttl: options.ttl, jitter: options.jitter, timeouts, unless: options.unless },
+        true,
+        true,
+      )
       .then<Awaited<R>>(reported);
   } as CachedFunction<A, R>;
 
@@ -226,7 +255,7 @@ export function cacheResult<A extends unknown[], R>(
         let key: string | undefined;
         try {
           key = keyFor(args);
-          await cache.set(key, value, options.ttl);
+          await cache.set(key, value, writeOptions);
         } catch (error) {
           // As a call's write: a result that cannot be cached is logged, and still returned;
           // the old entry no longer describes the data, so it goes (as @CachePut does).
@@ -249,6 +278,24 @@ export function cacheResult<A extends unknown[], R>(
   });
   registerCachedFunction(state);
   return wrapper;
+}
+
+/** `timeouts` checked (`CacheConfigError` naming the function) and copied, or `undefined`. */
+function checkTimeouts(name: string, timeouts: unknown): Readonly<CacheLoaderTimeouts> | undefined {
+  if (timeouts === undefined) return undefined;
+  const problem = loaderTimeoutsProblem(timeouts);
+  if (problem && 'unknown' in problem) {
+    throw new CacheConfigError(
+      `cacheResult(${name}): unknown option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+    );
+  }
+  if (problem) {
+    throw new CacheConfigError(
+      `cacheResult(${name}): invalid ${problem.field} ${describeValue(problem.value)}; expected ${problem.expected}.`,
+    );
+  }
+  const { hard } = timeouts as CacheLoaderTimeouts;
+  return Object.freeze(hard === undefined ? {} : { hard });
 }
 
 /**

@@ -3,7 +3,8 @@ import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
 import { boundCache } from './cache-binding';
 import { headerFor, recordCacheStatus } from './cache-status';
 import { isResponse, writeStatusHeader, type StatusResponse } from './http-response';
-import type { CacheStack, WrapResult, WrapStatus } from '../core/cache-stack';
+import type { CacheStack, WrapOptions, WrapResult, WrapStatus } from '../core/cache-stack';
+import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
 import type { CacheCondition, CacheUnless } from '../interfaces/cache-operation-options.interface';
 import type { KeyResolver, MethodCall } from '../keys/key-resolver';
 import type { MethodSignature } from '../keys/key-template';
@@ -16,6 +17,8 @@ export interface CacheableOperation {
   readonly kind: 'cacheable';
   readonly key: KeyResolver;
   readonly ttl?: number;
+  readonly jitter?: number;
+  readonly timeouts?: Readonly<CacheLoaderTimeouts>;
   readonly condition?: CacheCondition;
   readonly unless?: CacheUnless;
 }
@@ -25,6 +28,7 @@ export interface CachePutOperation {
   readonly kind: 'put';
   readonly key: KeyResolver;
   readonly ttl?: number;
+  readonly jitter?: number;
   readonly condition?: CacheCondition;
   readonly unless?: CacheUnless;
 }
@@ -155,8 +159,17 @@ function cacheableOnly(
   };
   if (key === undefined) return invoke();
   const unless = vetoed(op.unless, method, key);
-  const answer = cache.wrap(key, invoke, unless ? { ttl: op.ttl, unless } : op.ttl);
+  const answer = cache.wrap(key, invoke, wrapOptionsOf(op, unless), true, true);
   return response ? answer.then((result) => reported(result, response)) : answer.then(reported);
+}
+
+/** What `wrap` is given for a `@Cacheable` call: the TTL alone when that is all there is. */
+function wrapOptionsOf(
+  op: CacheableOperation,
+  unless: ((value: unknown) => boolean) | undefined,
+): number | undefined | WrapOptions<unknown> {
+  if (unless === undefined && op.jitter === undefined && op.timeouts === undefined) return op.ttl;
+  return { ttl: op.ttl, jitter: op.jitter, timeouts: op.timeouts, unless };
 }
 
 function reported(result: WrapResult<unknown>, response?: StatusResponse): unknown {
@@ -227,12 +240,7 @@ async function execute(
   if (cacheable && key !== undefined) {
     const unless = vetoed(cacheable.unless, method, key);
     result = reported(
-      await cache.wrap(
-        key,
-        invoke,
-        unless ? { ttl: cacheable.ttl, unless } : cacheable.ttl,
-        healthy(),
-      ),
+      await cache.wrap(key, invoke, wrapOptionsOf(cacheable, unless), healthy(), true),
       response,
     );
   } else {
@@ -324,7 +332,13 @@ async function put(
   try {
     // A result of undefined: nothing to store, but the old entry no longer describes the data.
     if (call.result === undefined) await cache.delete(key);
-    else await cache.set(key, call.result, op.ttl);
+    else {
+      await cache.set(
+        key,
+        call.result,
+        op.jitter === undefined ? op.ttl : { ttl: op.ttl, jitter: op.jitter },
+      );
+    }
   } catch (error) {
     // Backend errors are logged by the stack; this is a value JSON cannot hold. The old entry
     // no longer describes the data either: deleted, as for undefined.

@@ -1,4 +1,4 @@
-import { escapeLogLine } from './describe-value';
+import { escapeLogLine, quote } from './describe-value';
 import { redact } from './redact';
 
 /**
@@ -34,3 +34,33 @@ export class CacheKeyError extends CacheArgumentError {}
 
 /** Thrown at startup in `strict` mode when the Redis backend cannot be reached. */
 export class CacheConnectionError extends CacheError {}
+
+/**
+ * Rejected to a caller of `wrap` (or of a `@Cacheable` method, or a `cacheResult` function)
+ * whose loader has not answered within its `timeouts.hard` seconds. The loader is not
+ * cancelled: it goes on in the background and its value is stored when it resolves (unless the
+ * key was written, deleted or cleared meanwhile), so a later call hits.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   return await cache.wrap('report', () => buildReport(), { timeouts: { hard: 2 } });
+ * } catch (error) {
+ *   if (error instanceof CacheLoaderTimeoutError) return placeholderReport();
+ *   throw error;
+ * }
+ * ```
+ */
+export class CacheLoaderTimeoutError extends CacheError {
+  constructor(
+    /** The key whose loader did not answer in time. */
+    readonly key: string,
+    /** The bound the caller waited, in seconds (`timeouts.hard`). */
+    readonly timeout: number,
+  ) {
+    super(
+      `The loader of cache key ${quote(key)} did not answer within ${timeout} s ` +
+        `(timeouts.hard); it goes on in the background and its value is stored when it resolves.`,
+    );
+  }
+}

@@ -86,6 +86,20 @@ describe('resolveCacheOptions', () => {
     });
   });
 
+  it('resolves jitter (default 0, 0 to 1 inclusive) and timeouts (default none, only hard)', () => {
+    const defaults = resolveCacheOptions({}, {});
+    expect(defaults.jitter).toBe(0);
+    expect(defaults.timeouts).toEqual({});
+    expect(resolveCacheOptions({ jitter: 0 }, {}).jitter).toBe(0);
+    expect(resolveCacheOptions({ jitter: 0.25 }, {}).jitter).toBe(0.25);
+    expect(resolveCacheOptions({ jitter: 1 }, {}).jitter).toBe(1);
+    expect(resolveCacheOptions({ timeouts: {} }, {}).timeouts).toEqual({});
+    expect(resolveCacheOptions({ timeouts: { hard: 2.5 } }, {}).timeouts).toEqual({ hard: 2.5 });
+    expect(resolveCacheOptions({ timeouts: { hard: 2_147_483.647 } }, {}).timeouts).toEqual({
+      hard: 2_147_483.647,
+    });
+  });
+
   it('accepts ttl 0 (never expires) and fractional seconds', () => {
     expect(resolveCacheOptions({ ttl: 0 }, {}).ttl).toBe(0);
     expect(resolveCacheOptions({ ttl: 0.25 }, {}).ttl).toBe(0.25);
@@ -124,6 +138,24 @@ describe('resolveCacheOptions', () => {
     [{ provider: 'redis', redis: { url: 'http://h:1' } }, /"redis.url".*redis:\/\/ or rediss:\/\//],
     [{ provider: 'redis', redis: { url: 'redis://h:1/abc' } }, /"redis.url".*database "abc"/],
     [{ adapter: { get: () => 1 } }, /"adapter"/],
+    [{ jitter: -0.1 }, /"jitter": -0.1 \(expected a number from 0 to 1/],
+    [{ jitter: 1.5 }, /"jitter": 1.5 \(expected a number from 0 to 1/],
+    [{ jitter: NaN }, /"jitter": NaN/],
+    [{ jitter: '0.5' }, /"jitter": "0.5"/],
+    [{ jitter: null }, /"jitter": null/],
+    [{ timeouts: 5 }, /"timeouts": 5 \(expected an object such as \{ hard: 5 \}\)/],
+    [{ timeouts: null }, /"timeouts": null/],
+    [{ timeouts: { hard: 0 } }, /"timeouts.hard": 0 \(expected a number of seconds above 0/],
+    [{ timeouts: { hard: -1 } }, /"timeouts.hard": -1/],
+    [{ timeouts: { hard: Infinity } }, /"timeouts.hard": Infinity/],
+    [{ timeouts: { hard: NaN } }, /"timeouts.hard": NaN/],
+    [{ timeouts: { hard: '5' } }, /"timeouts.hard": "5"/],
+    [{ timeouts: { hard: 2_147_484 } }, /"timeouts.hard": 2147484 .*at most 2147483.647/],
+    [{ timeouts: { soft: 1 } }, /^Unknown CacheModule option "timeouts.soft". Known: hard.$/],
+    [{ timeouts: { hard: 1, grace: 1 } }, /Unknown CacheModule option "timeouts.grace"/],
+    [{ grace: 10 }, /Unknown CacheModule option "grace"/],
+    [{ refreshAhead: 0.5 }, /Unknown CacheModule option "refreshAhead"/],
+    [{ lock: true }, /Unknown CacheModule option "lock"/],
   ])('rejects %p naming the option and value', (options, message) => {
     expect(() => resolveCacheOptions(options as never, {})).toThrow(CacheConfigError);
     expect(() => resolveCacheOptions(options as never, {})).toThrow(message);
