@@ -108,7 +108,9 @@ class ProductService {
   @Cacheable('fails:{id}')
   async failing(id: string): Promise<string> {
     this.count('failing');
-    await tick(5);
+    // Long enough that every concurrent caller's read has answered before the failure lands,
+    // even on a loaded machine (a caller arriving after it starts a new load, rightly).
+    await tick(50);
     throw new Error(`boom ${id}`);
   }
 
