@@ -244,11 +244,15 @@ export function describeCacheContract(name: string, optionsFor: () => CacheModul
       it('does not write back a value loaded before a concurrent delete', async () => {
         let release!: () => void;
         const gate = new Promise<void>((r) => (release = r));
+        let started = false;
         const pending = cache.wrap('racy', async () => {
+          started = true;
           await gate;
           return 'old';
         });
-        await sleep(10);
+        // The load must be running (a remote backend answers the read first) before the delete.
+        for (let waited = 0; !started && waited < 5000; waited += 5) await sleep(5);
+        expect(started).toBe(true);
         await cache.delete('racy');
         release();
         expect(await pending).toBe('old');
