@@ -177,7 +177,9 @@ export function describeCacheContract(name: string, optionsFor: () => CacheModul
         let calls = 0;
         const loader = async () => {
           calls++;
-          await sleep(20);
+          // Long enough that every caller's read (remote backends) has answered before the
+          // failure lands, even on a loaded machine: a caller after it rightly loads again.
+          await sleep(50);
           throw new Error('db down');
         };
         const settled = await Promise.allSettled(
