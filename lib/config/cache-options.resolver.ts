@@ -254,13 +254,7 @@ function resolveFailover(failover: unknown): ResolvedCacheOptions['failover'] {
       'true, false or { failureThreshold, cooldown, timeout, maxTrackedKeys }',
     );
   }
-  for (const name of Object.keys(failover)) {
-    if (!FAILOVER_FIELDS.has(name)) {
-      throw new CacheConfigError(
-        `Unknown CacheModule option "failover.${name}". Known: ${[...FAILOVER_FIELDS].join(', ')}.`,
-      );
-    }
-  }
+  assertKnownFields('failover', failover, FAILOVER_FIELDS);
   const given = failover as CacheFailoverOptions;
   const failureThreshold = check(
     'failover.failureThreshold',
