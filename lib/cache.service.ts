@@ -79,6 +79,22 @@ export class CacheService {
     return this.stack.delete(key);
   }
 
+  /**
+   * Marks `key` stale without deleting it: `get` and `has` miss from now on and the next
+   * `wrap` (or `@Cacheable` call) runs its loader, but while the entry's `grace` lasts, callers
+   * of a loader that fails or passes a timeout still get the old value (`stale`). An entry
+   * written without grace is deleted. Resolves `true` if the key had an entry. Every instance
+   * sees it (with `l1`, the change is published on the bus).
+   *
+   * @example
+   * ```ts
+   * await cache.expire(`product:${id}`); // reload on next read; keep serving the old one if that fails
+   * ```
+   */
+  expire(key: string): Promise<boolean> {
+    return this.stack.expire(key);
+  }
+
   /** Resolves `true` exactly when {@link get} would hit (an unexpired, readable entry). */
   has(key: string): Promise<boolean> {
     return this.stack.has(key);
@@ -130,6 +146,13 @@ export class CacheService {
    * and its value is stored when it resolves. A caller that joins a load already running is
    * bounded from its own call. With a `jitter`, the loaded value lives a random part of
    * `ttl * jitter` longer.
+   *
+   * With `grace`, an expired entry is kept that much longer: when the loader throws, or
+   * `timeouts.soft` / `timeouts.hard` pass while it runs, callers get the expired value instead
+   * (logged; the loader is retried after `graceBackoff`). With `refreshAhead`, a hit past that
+   * fraction of the TTL refreshes the entry in the background. With `lock`, one instance of the
+   * fleet runs the loader of a cold key and the others wait (up to `lock.wait`) for its value.
+   * See README "When the loader fails".
    *
    * @param ttl seconds, or {@link WrapOptions}; defaults to the module's `ttl`.
    *

@@ -10,6 +10,8 @@ export type {
   CacheFailoverOptions,
   CacheL1Options,
   CacheLoaderTimeouts,
+  CacheLoadingOptions,
+  CacheLockOptions,
   CacheMemoryOptions,
   CacheModuleAsyncOptions,
   CacheModuleOptions,

@@ -11,6 +11,7 @@ import {
   ttlProblem,
 } from '../config/validators';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import { KEY_LOCK, type KeyLock } from '../interfaces/key-lock';
 import { STORED_WRITER, type StoredWrite } from '../interfaces/stored-write';
 import {
   ENTRY_READER,
@@ -53,6 +54,14 @@ const SCAN_COUNT = 1000;
 /** Deletes KEYS[1] only if it holds ARGV[1]; returns how many keys it deleted. */
 const UNDO_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/**
+ * Where the lock of a key lives: `namespace#lock:key`. A namespace holds no `#` and no `:`, so
+ * no entry key (`namespace:key`) of any namespace is a lock key, `clear` and `deleteByPrefix`
+ * (which scan `namespace:*`) never see one, and no key part a user controls can reach another
+ * namespace's locks. No `{}` hash tag is added: a key's own braces keep their meaning.
+ */
+const LOCK_INFIX = '#lock:';
 
 /**
  * Redis backend on ioredis. Values are stored as JSON strings (readable with `redis-cli GET`),
@@ -185,6 +194,35 @@ export class RedisCacheAdapter implements CacheAdapter {
         ? await alone(this.client, ['eval', UNDO_SCRIPT, 1, target, payload])
         : await this.client.eval(UNDO_SCRIPT, 1, target, payload);
     return Number(deleted) > 0;
+  };
+
+  /**
+   * The cache's fleet-wide lock per key (see `KEY_LOCK`): `SET namespace#lock:key token NX PX`,
+   * released by a Lua compare-and-delete of the token.
+   *
+   * @internal
+   */
+  [KEY_LOCK](): KeyLock {
+    return this.keyLock;
+  }
+
+  private readonly keyLock: KeyLock = {
+    acquire: async (key, token, ttlMs) => {
+      const target = redisKey(this.namespace + LOCK_INFIX + key);
+      const reply =
+        typeof target !== 'string' && this.client.isCluster
+          ? await alone(this.client, ['set', target, token, 'PX', ttlMs, 'NX'])
+          : await this.client.set(target, token, 'PX', ttlMs, 'NX');
+      return reply !== null;
+    },
+    release: async (key, token) => {
+      const target = redisKey(this.namespace + LOCK_INFIX + key);
+      const deleted =
+        typeof target !== 'string' && this.client.isCluster
+          ? await alone(this.client, ['eval', UNDO_SCRIPT, 1, target, token])
+          : await this.client.eval(UNDO_SCRIPT, 1, target, token);
+      return Number(deleted) > 0;
+    },
   };
 
   private readEntry(key: string): Promise<SharedEntry | undefined> {

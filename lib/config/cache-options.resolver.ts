@@ -11,6 +11,7 @@ import type {
   CacheRedisOptions,
 } from '../interfaces/cache-module-options.interface';
 import { registerRedisSecrets } from '../utils/redact';
+import { DEFAULT_LOAD_POLICY, loadPolicyOf, type LoadPolicy } from './load-policy';
 import {
   BUS_DEFAULTS,
   FAILOVER_DEFAULTS,
@@ -25,9 +26,7 @@ import {
   describeConfigValue as describe,
   expiringTtlProblem,
   invalidOption as invalid,
-  jitterProblem,
-  LOADER_TIMEOUT_FIELDS,
-  loaderTimeoutsProblem,
+  loadingOptionsProblem,
   nonNegativeProblem,
   parseRedisUrl,
   positiveIntegerProblem,
@@ -62,6 +61,8 @@ export interface ResolvedCacheOptions {
   readonly jitter: number;
   /** Default loader timeouts (seconds); `{}` = none. */
   readonly timeouts: Readonly<CacheLoaderTimeouts>;
+  /** The loading options (`jitter`, `timeouts`, `grace`, `lock`, ...) with every default. */
+  readonly loading: LoadPolicy;
   readonly adapter?: CacheAdapter;
   /** Dispatchers and event sources of invalidation rules (see `CacheInvalidationOptions`). */
   readonly invalidation: CacheInvalidationOptions;
@@ -81,6 +82,10 @@ const KNOWN_OPTIONS = new Set<string>([
   'strict',
   'jitter',
   'timeouts',
+  'grace',
+  'graceBackoff',
+  'refreshAhead',
+  'lock',
   'adapter',
   'invalidation',
 ]);
@@ -189,8 +194,9 @@ export function resolveCacheOptions(
     );
   }
   const bus = resolveBus(user.bus, l1 !== false);
-  const jitter = check('jitter', orDefault(user.jitter, MODULE_DEFAULTS.jitter), jitterProblem);
-  const timeouts = resolveTimeouts(user.timeouts);
+  const loading = resolveLoading(user);
+  const jitter = loading.jitter;
+  const timeouts = { ...(user.timeouts ?? {}) };
 
   return {
     enabled,
@@ -205,6 +211,7 @@ export function resolveCacheOptions(
     strict,
     jitter,
     timeouts,
+    loading,
     adapter: user.adapter,
     invalidation: resolveInvalidation(user.invalidation),
   };
@@ -344,18 +351,16 @@ function resolveBus(bus: unknown, l1: boolean): ResolvedCacheOptions['bus'] {
   };
 }
 
-/** `timeouts` as given (only `hard` so far), or `{}` when left out. */
-function resolveTimeouts(timeouts: unknown): ResolvedCacheOptions['timeouts'] {
-  if (timeouts === undefined) return {};
-  const problem = loaderTimeoutsProblem(timeouts);
+/** The loading options (`jitter`, `timeouts`, `grace`, `lock`, ...) over their defaults. */
+function resolveLoading(user: CacheModuleOptions): LoadPolicy {
+  const problem = loadingOptionsProblem(user);
   if (problem && 'unknown' in problem) {
     throw new CacheConfigError(
-      `Unknown CacheModule option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+      `Unknown CacheModule option "${problem.unknown}". Known: ${problem.known.join(', ')}.`,
     );
   }
   if (problem) throw invalid(problem.field, problem.value, problem.expected);
-  const { hard } = timeouts as CacheLoaderTimeouts;
-  return hard === undefined ? {} : { hard };
+  return loadPolicyOf({ ...DEFAULT_LOAD_POLICY, jitter: MODULE_DEFAULTS.jitter }, user);
 }
 
 /** `fallback` for an omitted field only: `null` is a value, and rejected as one. */

@@ -163,3 +163,16 @@ export const BULLMQ_DISPATCHER_DEFAULTS = Object.freeze({
   /** Reconnect back-off of the dispatcher's own connections. */
   retryStrategy: (attempt: number) => Math.min(attempt * 500, 5000),
 });
+
+/**
+ * Defaults of the loading options (`grace`, `graceBackoff`, `lock: true`), in seconds.
+ * @internal
+ */
+export const LOADING_DEFAULTS = Object.freeze({
+  /** An expired entry is gone (no stale value to serve). */
+  grace: 0,
+  /** After a failed refresh served a stale value, the loader is retried this much later. */
+  graceBackoff: 10,
+  /** What `lock: true` means. */
+  lock: Object.freeze({ ttl: 10, wait: 10 }),
+});

@@ -79,33 +79,101 @@ export function jitteredTtl(ttl: number, jitter: number, random = Math.random): 
   return Math.min(MAX_TTL, ttl * (1 + random() * jitter));
 }
 
-/** The fields a `timeouts` option accepts so far (`soft` arrives with `grace`). @internal */
-export const LOADER_TIMEOUT_FIELDS: readonly string[] = Object.freeze(['hard']);
-
-const LOADER_TIMEOUT_EXPECTED = `a number of seconds above 0 and at most ${MAX_TIMER_SECONDS}`;
-
 /**
- * What is wrong with a `timeouts` option (`{ hard }`), or `undefined` when it is fine: an
- * unknown field (by name), or the field (`timeouts`, `timeouts.hard`) whose value is refused
- * with what it must be. A loader timeout is a timer, so it is bounded by
- * {@link MAX_TIMER_SECONDS} (beyond it Node.js fires after 1 ms).
+ * What is wrong with an option: a field nobody knows (its dotted name, with the names known
+ * there), or a field whose value is refused, with what it must be.
  * @internal
  */
-export function loaderTimeoutsProblem(
-  timeouts: unknown,
-):
-  | { readonly unknown: string }
-  | { readonly field: string; readonly value: unknown; readonly expected: string }
-  | undefined {
-  if (timeouts === null || typeof timeouts !== 'object' || Array.isArray(timeouts)) {
-    return { field: 'timeouts', value: timeouts, expected: 'an object such as { hard: 5 }' };
+export type OptionProblem =
+  | { readonly unknown: string; readonly known: readonly string[] }
+  | { readonly field: string; readonly value: unknown; readonly expected: string };
+
+/**
+ * The loading options every loading entry point takes (the module, `wrap`, `@Cacheable`,
+ * `cacheResult`), checked by {@link loadingOptionsProblem}.
+ * @internal
+ */
+export const LOADING_OPTION_FIELDS: readonly string[] = Object.freeze([
+  'jitter',
+  'timeouts',
+  'grace',
+  'graceBackoff',
+  'refreshAhead',
+  'lock',
+]);
+
+const TIMEOUT_FIELDS: readonly string[] = Object.freeze(['soft', 'hard']);
+const LOCK_FIELDS: readonly string[] = Object.freeze(['ttl', 'wait']);
+
+const TIMER_EXPECTED = `a number of seconds above 0 and at most ${MAX_TIMER_SECONDS}`;
+
+function timerProblem(field: string, value: unknown): OptionProblem | undefined {
+  return value === undefined ||
+    (typeof value === 'number' && value > 0 && value <= MAX_TIMER_SECONDS)
+    ? undefined
+    : { field, value, expected: TIMER_EXPECTED };
+}
+
+function nestedProblem(
+  field: string,
+  value: unknown,
+  known: readonly string[],
+  example: string,
+): OptionProblem | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { field, value, expected: `an object such as ${example}` };
   }
-  for (const name of Object.keys(timeouts)) {
-    if (!LOADER_TIMEOUT_FIELDS.includes(name)) return { unknown: name };
+  for (const name of Object.keys(value)) {
+    if (!known.includes(name)) return { unknown: `${field}.${name}`, known };
   }
-  const hard = (timeouts as { hard?: unknown }).hard;
-  if (hard !== undefined && !(typeof hard === 'number' && hard > 0 && hard <= MAX_TIMER_SECONDS)) {
-    return { field: 'timeouts.hard', value: hard, expected: LOADER_TIMEOUT_EXPECTED };
+  for (const name of known) {
+    const problem = timerProblem(`${field}.${name}`, (value as Record<string, unknown>)[name]);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * What is wrong with the loading options of `options` (the fields of
+ * {@link LOADING_OPTION_FIELDS} it gives; the caller refuses other unknown fields itself), or
+ * `undefined` when they are fine. Timeouts, the grace back-off and the lock are timers, so they
+ * are bounded by {@link MAX_TIMER_SECONDS} (beyond it Node.js fires after 1 ms); `grace` adds to
+ * a TTL, so it is bounded by {@link MAX_TTL}.
+ * @internal
+ */
+export function loadingOptionsProblem(options: object): OptionProblem | undefined {
+  const given = options as Record<string, unknown>;
+  const { jitter, timeouts, grace, graceBackoff, refreshAhead, lock } = given;
+  if (jitter !== undefined) {
+    const expected = jitterProblem(jitter);
+    if (expected) return { field: 'jitter', value: jitter, expected };
+  }
+  if (timeouts !== undefined) {
+    const problem = nestedProblem('timeouts', timeouts, TIMEOUT_FIELDS, '{ soft: 1, hard: 5 }');
+    if (problem) return problem;
+  }
+  if (grace !== undefined && !(typeof grace === 'number' && grace >= 0 && grace <= MAX_TTL)) {
+    return {
+      field: 'grace',
+      value: grace,
+      expected: `a number of seconds from 0 to ${MAX_TTL} (0 = no grace)`,
+    };
+  }
+  const backoff = timerProblem('graceBackoff', graceBackoff);
+  if (backoff) return backoff;
+  if (
+    refreshAhead !== undefined &&
+    !(typeof refreshAhead === 'number' && refreshAhead > 0 && refreshAhead < 1)
+  ) {
+    return {
+      field: 'refreshAhead',
+      value: refreshAhead,
+      expected:
+        'a number above 0 and below 1 (the fraction of the TTL after which a hit refreshes)',
+    };
+  }
+  if (lock !== undefined && typeof lock !== 'boolean') {
+    return nestedProblem('lock', lock, LOCK_FIELDS, '{ ttl: 10, wait: 10 } (or true)');
   }
   return undefined;
 }

@@ -1,52 +1,53 @@
 import { CacheArgumentError, CacheKeyError } from '../utils/cache.errors';
+import { randomUUID } from 'node:crypto';
 import {
   invalidTtlMessage,
   jitteredTtl,
-  jitterProblem,
-  LOADER_TIMEOUT_FIELDS,
-  loaderTimeoutsProblem,
+  LOADING_OPTION_FIELDS,
+  loadingOptionsProblem,
+  MAX_TTL,
   ttlProblem,
 } from '../config/validators';
+import { DEFAULT_LOAD_POLICY, loadPolicyOf, type LoadPolicy } from '../config/load-policy';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
-import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
+import type {
+  CacheLoaderTimeouts,
+  CacheLoadingOptions,
+} from '../interfaces/cache-module-options.interface';
+import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import type { StoredWrite } from '../interfaces/stored-write';
 import { describeError, describeValue, quote } from '../utils/describe-value';
 import { toStorable } from '../utils/serializable';
 import { isThenable } from '../utils/thenable';
-import { asError } from '../utils/timeout';
+import { asError, withTimeout } from '../utils/timeout';
 import type { FailoverTier } from '../tiers/failover-tier';
 import type { LocalTier } from '../tiers/local-tier';
 import type { TwoTier } from '../tiers/two-tier';
 import type { BusMessage, BusState } from '../bus/cache-bus';
+import { isSealed, isStale, opened, seal, type Envelope, type EntryTimes } from './entry-envelope';
 import { ErrorPolicy } from './error-policy';
 import { LoaderRunner } from './loader-runner';
 import { SingleFlight, type Flight } from './single-flight';
 
 /**
- * Options of {@link CacheService.wrap} beyond the TTL. An unknown field is refused
- * (`CacheArgumentError`).
+ * Options of {@link CacheService.wrap} beyond the TTL: the loading options of
+ * {@link CacheLoadingOptions} (each defaults to the module's) and `unless`. An unknown field is
+ * refused (`CacheArgumentError`).
  *
  * @example
  * ```ts
- * await cache.wrap(`user:${id}`, () => users.find(id), { ttl: 60, jitter: 0.1, timeouts: { hard: 2 } });
+ * await cache.wrap(`user:${id}`, () => users.find(id), {
+ *   ttl: 60,
+ *   grace: 3600,               // serve the last good value for an hour if the loader fails
+ *   timeouts: { soft: 0.2 },   // or takes longer than 200 ms
+ *   refreshAhead: 0.8,         // refresh in the background after 48 s
+ *   lock: true,                // one loader across the fleet
+ * });
  * ```
  */
-export interface WrapOptions<T> {
+export interface WrapOptions<T> extends CacheLoadingOptions {
   /** Seconds to keep the loaded value; defaults to the module's `ttl`. `0` never expires. */
   ttl?: number;
-  /**
-   * Fraction of the TTL (0 to 1) added at random to the loaded value's TTL: it lives between
-   * `ttl` and `ttl * (1 + jitter)` seconds.
-   * @default the module's `jitter`
-   */
-  jitter?: number;
-  /**
-   * How long this caller waits for the loader: after `hard` seconds it rejects with
-   * `CacheLoaderTimeoutError` while the loader goes on and is stored. Each field defaults to
-   * the module's.
-   * @default the module's `timeouts`
-   */
-  timeouts?: CacheLoaderTimeouts;
   /** When it returns `true` for the loaded value, the value is returned but not stored. */
   unless?: (value: T) => boolean;
 }
@@ -58,6 +59,7 @@ export interface WrapOptions<T> {
  * @example
  * ```ts
  * await cache.set('config', config, { ttl: 600, jitter: 0.2 }); // lives 600 to 720 s
+ * await cache.set('rates', rates, { ttl: 60, grace: 3600 });   // servable stale for an hour
  * ```
  */
 export interface SetOptions {
@@ -69,16 +71,23 @@ export interface SetOptions {
    * @default the module's `jitter`
    */
   jitter?: number;
+  /**
+   * Seconds the entry is kept after it expires, as a stale value a failing loader's callers
+   * get (see {@link CacheLoadingOptions.grace}).
+   * @default the module's `grace`
+   */
+  grace?: number;
 }
 
-const WRAP_FIELDS: readonly string[] = ['ttl', 'jitter', 'timeouts', 'unless'];
-const SET_FIELDS: readonly string[] = ['ttl', 'jitter'];
+const WRAP_FIELDS: readonly string[] = ['ttl', ...LOADING_OPTION_FIELDS, 'unless'];
+const SET_FIELDS: readonly string[] = ['ttl', 'jitter', 'grace'];
 
 /**
  * How {@link CacheService.wrap} answered: `hit` from the cache, `miss` by running the loader,
- * `shared` by joining a load another caller started, `disabled` by calling through.
+ * `shared` by joining a load another caller started, `stale` with an expired value kept by
+ * `grace` (the loader failed or was slower than a timeout), `disabled` by calling through.
  */
-export type WrapStatus = 'hit' | 'miss' | 'shared' | 'disabled';
+export type WrapStatus = 'hit' | 'miss' | 'shared' | 'stale' | 'disabled';
 
 /** How one wrap was answered, with the value. */
 export interface WrapResult<T> {
@@ -96,6 +105,16 @@ export interface CacheStackOptions {
   readonly jitter?: number;
   /** Default loader timeouts, in seconds. @defaultValue none */
   readonly timeouts?: Readonly<CacheLoaderTimeouts>;
+  /** Default grace, in seconds. @defaultValue 0 */
+  readonly grace?: number;
+  /** Seconds a failed refresh is not retried while its stale value is served. @defaultValue 10 */
+  readonly graceBackoff?: number;
+  /** Default refresh-ahead fraction. @defaultValue none */
+  readonly refreshAhead?: number;
+  /** Default lock. @defaultValue false */
+  readonly lock?: CacheLoadingOptions['lock'];
+  /** All of the above resolved (the module's); when given, the fields above are not read. */
+  readonly loading?: LoadPolicy;
 }
 
 /**
@@ -169,10 +188,15 @@ export class CacheStack {
   private readonly write: StoredWrite;
   /** Writes a loader's value (two tiers: undone if another instance changed the key meanwhile). */
   private readonly writeLoaded: StoredWrite;
-  /** The module's jitter (0 = none). */
-  private readonly jitter: number;
-  /** The module's hard loader timeout in seconds, if any (see `wrap`'s `moduleTimeouts`). */
-  private readonly hard: number | undefined;
+  /** The module's loading options, and the same without its timeouts (`CacheInterceptor`). */
+  private readonly policy: LoadPolicy;
+  private readonly untimedPolicy: LoadPolicy;
+  /** The fleet-wide lock of the shared store, if it has one (`lock`). */
+  private readonly keyLock: KeyLock | undefined;
+  /** Keys whose refresh failed, with the time (ms) until which their stale value is served. */
+  private readonly backoff = new Map<string, number>();
+  /** Lock waiters of this process by key: a bus message about the key wakes them early. */
+  private readonly lockWaiters = new Map<string, () => void>();
 
   constructor(
     /** The tiers this stack owns (their lifecycle stays with the adapters Nest provides). */
@@ -189,8 +213,11 @@ export class CacheStack {
     this.writeLoaded = twoTier
       ? (key, value, ttl) => twoTier.write(key, value, ttl, true)
       : this.write;
-    this.jitter = options.jitter ?? 0;
-    this.hard = options.timeouts?.hard;
+    this.policy = options.loading ?? loadPolicyOf(DEFAULT_LOAD_POLICY, options);
+    this.untimedPolicy = { ...this.policy, soft: undefined, hard: undefined };
+    this.keyLock = tiers.remote
+      ? keyLockOf(tiers.remote)
+      : (tiers.failover?.remote.keyLock ?? twoTier?.keyLock);
   }
 
   /**
@@ -241,42 +268,59 @@ export class CacheStack {
     return this.flights.size;
   }
 
-  /** The cached value of `key`, or `undefined` on a miss. */
+  /** The cached value of `key`, or `undefined` on a miss (an expired entry kept by `grace` too). */
   get<T>(key: string): Promise<T | undefined> {
     const invalid = keyError(key);
     if (invalid) return Promise.reject(invalid);
     if (!this.options.enabled) return Promise.resolve(undefined);
-    if (this.local) return Promise.resolve(this.local.get<T>(key));
-    const near = this.twoTier?.peek<T>(key);
-    if (near !== undefined) return Promise.resolve(near);
-    return this.errors.guarded('GET', key, () => this.store.get<T>(key), undefined);
+    if (this.local) return Promise.resolve(this.fresh<T>(key, this.local.get(key)));
+    const near = this.twoTier?.peek(key);
+    if (near !== undefined) return Promise.resolve(this.fresh<T>(key, near));
+    return this.errors.guarded<unknown>(
+      'GET',
+      key,
+      () => this.store.get(key),
+      undefined,
+      (stored) => this.fresh<T>(key, stored),
+    ) as Promise<T | undefined>;
   }
 
   /**
    * The cached value of `key` when the local tier answers synchronously, else `undefined`: lets
-   * a decorated method's hit skip the Promise chain.
+   * a decorated method's hit skip the Promise chain. An entry that is stale or due for a
+   * refresh is left to `wrap`, which knows the loader.
    */
   peek<T>(key: string): T | undefined {
     if (!this.options.enabled) return undefined;
-    return this.local ? this.local.get<T>(key) : this.twoTier?.peek<T>(key);
+    const stored = this.local ? this.local.get(key) : this.twoTier?.peek(key);
+    if (!isSealed(stored)) return stored as T | undefined;
+    const envelope = opened(stored);
+    if (envelope === undefined) return undefined;
+    const now = Date.now();
+    if (isStale(envelope, now) || (envelope.r !== undefined && now >= envelope.r)) return undefined;
+    return envelope.v as T;
   }
 
   /**
    * Stores `value` (its JSON form) under `key` for `ttl` seconds, or the options' (jitter
-   * applied); rejects on an invalid key, TTL, option or value.
+   * applied, kept `grace` seconds longer as a stale value); rejects on an invalid key, TTL,
+   * option or value.
    */
   set(key: string, value: unknown, ttl?: number | SetOptions): Promise<void> {
     let seconds: number;
     let stored: unknown;
     try {
       assertKey(key);
-      seconds = this.writeTtlOf(ttl);
-      stored = toStorable(value, key);
+      const { ttl: lifetime, grace } = this.writeTtlOf(ttl);
+      const times = timesOf(lifetime, grace, undefined);
+      stored = seal(toStorable(value, key), times);
+      seconds = keptFor(lifetime, times);
     } catch (error) {
       return Promise.reject(asError(error));
     }
     if (!this.options.enabled) return RESOLVED;
     this.flights.supersede(key, true);
+    if (this.backoff.size > 0) this.backoff.delete(key);
     if (this.local) {
       this.local.set(key, stored, seconds);
       return RESOLVED;
@@ -297,6 +341,7 @@ export class CacheStack {
     assertKey(key);
     if (!this.options.enabled) return false;
     this.flights.supersede(key, true);
+    if (this.backoff.size > 0) this.backoff.delete(key);
     try {
       return await this.store.delete(key);
     } catch (error) {
@@ -305,22 +350,68 @@ export class CacheStack {
     }
   }
 
-  /** `true` exactly when {@link get} would hit. */
+  /**
+   * Marks `key` stale without deleting it: `get` misses from now on, and the next `wrap` runs
+   * its loader, but within the entry's `grace` a failing or slow loader's callers still get
+   * the old value. An entry without grace is deleted. Resolves `true` if the key had an entry.
+   */
+  async expire(key: string): Promise<boolean> {
+    assertKey(key);
+    if (!this.options.enabled) return false;
+    this.flights.supersede(key, true);
+    if (this.backoff.size > 0) this.backoff.delete(key);
+    let stored: unknown;
+    try {
+      stored = this.local ? this.local.get(key) : await this.store.get(key);
+    } catch (error) {
+      this.errors.failed('EXPIRE', key, error);
+      return false;
+    }
+    if (stored === undefined) return false;
+    const envelope = isSealed(stored) ? opened(stored) : undefined;
+    const now = Date.now();
+    // Nothing to keep: no grace left beyond now (a plain entry, one without grace, or corrupt).
+    if (
+      envelope === undefined ||
+      envelope.x === envelope.e ||
+      (envelope.x !== 0 && envelope.x <= now)
+    ) {
+      await this.delete(key);
+      return true;
+    }
+    const expired = seal(envelope.v, {
+      expiresAt: Math.min(now, envelope.e || now),
+      keptUntil: envelope.x,
+    });
+    const seconds = envelope.x === 0 ? 0 : Math.max(0.001, (envelope.x - now) / 1000);
+    if (this.local) {
+      this.local.set(key, expired, seconds);
+      return true;
+    }
+    try {
+      await this.write(key, expired, seconds);
+    } catch (error) {
+      this.errors.failed('EXPIRE', key, error);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * `true` exactly when {@link get} would hit: read through `get`, since only the value tells
+   * whether an entry kept by `grace` is still fresh.
+   */
   async has(key: string): Promise<boolean> {
     assertKey(key);
     if (!this.options.enabled) return false;
-    try {
-      return await this.store.has(key);
-    } catch (error) {
-      this.errors.failed('HAS', key, error);
-      return false;
-    }
+    return (await this.get(key)) !== undefined;
   }
 
   /** Deletes every entry of the namespace. */
   async clear(): Promise<void> {
     if (!this.options.enabled) return;
     this.flights.supersede('', false);
+    this.backoff.clear();
     try {
       await this.store.clear();
     } catch (error) {
@@ -376,6 +467,12 @@ export class CacheStack {
    * loaded value is resolved without waiting for its write, which goes on in the background;
    * until the write settles, new callers get what is being stored (a hit).
    *
+   * With `grace`, an expired entry is kept as a stale value: its loader's failure, or a
+   * `timeouts.soft` / `timeouts.hard` passing, answers the caller with it (`stale`). With
+   * `refreshAhead`, a hit past that fraction of its TTL starts one background load. With
+   * `lock`, one instance of the fleet runs the loader of a cold key; the others wait for its
+   * value.
+   *
    * @param read `false`: load without reading first (a decorated call whose earlier cache call
    *   failed does not wait for the same dead backend again).
    * @param moduleTimeouts `true` for the loaders the module's `timeouts` bound (`wrap`,
@@ -389,17 +486,22 @@ export class CacheStack {
     read = true,
     moduleTimeouts = false,
   ): Promise<WrapResult<T>> {
-    let options: WrapOptions<T>;
-    let seconds: number;
+    let load: Load<T>;
     try {
       assertKey(key);
+      const base = moduleTimeouts ? this.policy : this.untimedPolicy;
       if (typeof ttl === 'object' && ttl !== null) {
-        options = ttl;
-        checkWrapOptions(options);
+        checkWrapOptions(ttl);
+        load = {
+          key,
+          loader,
+          ttl: this.ttlOf(ttl.ttl),
+          unless: ttl.unless,
+          policy: loadPolicyOf(base, ttl),
+        };
       } else {
-        options = { ttl };
+        load = { key, loader, ttl: this.ttlOf(ttl), unless: undefined, policy: base };
       }
-      seconds = this.ttlOf(options.ttl);
     } catch (error) {
       return Promise.reject(asError(error));
     }
@@ -407,80 +509,294 @@ export class CacheStack {
     // A loader that wraps its own key again would wait for itself: let the inner call through;
     // the outer stores.
     if (this.loader.isLoading(key)) return callThrough(loader, 'miss');
-    const hard = options.timeouts?.hard ?? (moduleTimeouts ? this.hard : undefined);
     const inFlight = this.flights.joinable(key);
-    if (inFlight) return this.join(key, inFlight, hard);
-    if (!read) return this.startLoad(key, loader, seconds, options, hard);
+    // A refresh-ahead runs in the background: callers read the entry it refreshes meanwhile.
+    if (inFlight && !inFlight.background) return this.join(load, inFlight);
+    if (!read) return inFlight ? this.join(load, inFlight) : this.startLoad(load, undefined);
     if (this.local) {
       // Read and, on a miss, start the load with no await in between: no caller can slip in.
-      const cached = this.local.get<T>(key);
-      if (cached !== undefined) return Promise.resolve({ value: cached, status: 'hit' });
-      return this.startLoad(key, loader, seconds, options, hard);
+      const cached = this.local.get(key);
+      if (cached !== undefined) return this.answer(load, cached, inFlight);
+      return inFlight ? this.join(load, inFlight) : this.startLoad(load, undefined);
     }
-    const near = this.twoTier?.peek<T>(key);
-    if (near !== undefined) return Promise.resolve({ value: near, status: 'hit' });
+    const near = this.twoTier?.peek(key);
+    if (near !== undefined) return this.answer(load, near);
     return this.errors
-      .guarded('GET', key, () => this.store.get<T>(key), undefined)
+      .guarded('GET', key, () => this.store.get(key), undefined)
       .then((cached) => {
-        if (cached !== undefined) return { value: cached, status: 'hit' as const };
         // A concurrent caller may have started the load while we awaited the read.
         const raced = this.flights.joinable(key);
-        if (raced) return this.join(key, raced, hard);
-        return this.startLoad(key, loader, seconds, options, hard);
+        if (cached === undefined)
+          return raced ? this.join(load, raced) : this.startLoad(load, undefined);
+        return this.answer(load, cached, raced);
       });
   }
 
   /**
-   * Joins a load: `shared` while it runs (the loader's own value, bounded by this caller's own
-   * `timeouts.hard` from now); once only its write is pending, a `hit` on what is being stored,
-   * as a read of the backend will return it.
+   * Answers a wrap from what the cache holds for its key: a plain value is a hit; an envelope
+   * is a hit while fresh (starting a background refresh past its refresh point), and a stale
+   * value to fall back on once expired.
    */
-  private join<T>(key: string, flight: Flight, hard: number | undefined): Promise<WrapResult<T>> {
+  private answer<T>(load: Load<T>, stored: unknown, raced?: Flight): Promise<WrapResult<T>> {
+    if (!isSealed(stored)) return Promise.resolve({ value: stored as T, status: 'hit' });
+    const envelope = this.opened(load.key, stored);
+    const flight = raced ?? this.flights.joinable(load.key);
+    if (envelope === undefined) {
+      return flight ? this.join(load, flight) : this.startLoad(load, undefined);
+    }
+    const now = Date.now();
+    if (!isStale(envelope, now)) {
+      if (envelope.r !== undefined && now >= envelope.r && flight === undefined) this.refresh(load);
+      return Promise.resolve({ value: envelope.v as T, status: 'hit' });
+    }
+    const stale: Stale = { value: envelope.v };
+    const until = this.backoff.get(load.key);
+    if (until !== undefined) {
+      if (now < until) return Promise.resolve({ value: stale.value as T, status: 'stale' });
+      this.backoff.delete(load.key);
+    }
+    if (flight) return this.join(load, flight, stale);
+    return this.startLoad(load, stale);
+  }
+
+  /** Starts a background load of `load.key` (refresh-ahead): nobody waits for it. */
+  private refresh<T>(load: Load<T>): void {
+    if (this.loader.isLoading(load.key)) return;
+    this.startLoad({ ...load, refresh: true }, undefined).catch((error: unknown) =>
+      this.errors.warn(
+        'loader:refresh',
+        `Cache refresh-ahead of ${quote(load.key)} failed (the cached value stays until it expires): ${describeError(error)}`,
+      ),
+    );
+  }
+
+  /**
+   * Joins a load: `shared` while it runs (the loader's own value, bounded by this caller's own
+   * timeouts from now); once only its write is pending, a `hit` on what is being stored, as a
+   * read of the backend will return it.
+   */
+  private join<T>(load: Load<T>, flight: Flight, stale?: Stale): Promise<WrapResult<T>> {
     if (flight.sharedUntil !== undefined) {
       return Promise.resolve({ value: flight.stored as T, status: 'hit' });
     }
-    return this.loader.wait(key, flight.promise as Promise<T>, hard).then(shared);
+    if (stale !== undefined && flight.stale === undefined) flight.stale = stale;
+    return this.awaitLoad(load, flight, 'shared');
   }
 
-  private startLoad<T>(
-    key: string,
-    loader: () => T | Promise<T>,
-    ttl: number,
-    options: WrapOptions<T>,
-    hard: number | undefined,
-  ): Promise<WrapResult<T>> {
-    const flight = this.flights.begin(key);
-    const promise = this.load(key, loader, ttl, options, flight);
-    (flight as { promise: Promise<unknown> }).promise = promise;
-    // The flight is the load; only this caller's wait is bounded (the load goes on and stores).
-    return this.loader.wait(key, promise, hard).then(missed);
+  private startLoad<T>(load: Load<T>, stale: Stale | undefined): Promise<WrapResult<T>> {
+    const flight = this.flights.begin(load.key);
+    flight.stale = stale;
+    if (load.refresh) flight.background = true;
+    (flight as { promise: Promise<unknown> }).promise = this.load(load, flight);
+    return this.awaitLoad(load, flight, 'miss');
   }
 
-  private async load<T>(
-    key: string,
-    loader: () => T | Promise<T>,
-    ttl: number,
-    options: WrapOptions<T>,
-    flight: Flight,
-  ): Promise<T> {
+  /**
+   * What one caller of a load waits for. Without a stale value: the loaded value, or, after
+   * `timeouts.hard`, `CacheLoaderTimeoutError`. With one (`grace`): the loaded value, or the
+   * stale one when the loader fails or `timeouts.soft` / `timeouts.hard` pass first. The load
+   * goes on either way (and is stored when it resolves).
+   */
+  private awaitLoad<T>(load: Load<T>, flight: Flight, status: WrapStatus): Promise<WrapResult<T>> {
+    const promise = flight.promise as Promise<T>;
+    const answered = (value: T): WrapResult<T> => ({
+      value: flight.found ? (flight.stored as T) : value,
+      status: flight.found ? 'hit' : status,
+    });
+    const stale = flight.stale;
+    if (stale === undefined)
+      return this.loader.wait(load.key, promise, load.policy.hard).then(answered);
+    const staleAnswer: WrapResult<T> = { value: stale.value as T, status: 'stale' };
+    const { soft, hard } = load.policy;
+    const bound = soft === undefined ? hard : hard === undefined ? soft : Math.min(soft, hard);
+    if (bound === undefined) return promise.then(answered, () => staleAnswer);
+    return withTimeout(promise, Math.max(1, Math.round(bound * 1000))).then(
+      answered,
+      () => staleAnswer,
+    );
+  }
+
+  private async load<T>(load: Load<T>, flight: Flight): Promise<T> {
+    const { key, policy } = load;
+    let token: string | undefined;
     let value: T;
     try {
-      value = await this.loader.call(key, loader);
+      if (policy.lock && this.keyLock) {
+        const fleet = await this.awaitFleet(load, this.keyLock, policy.lock, flight);
+        if (fleet.found !== undefined) {
+          flight.found = true;
+          flight.stored = fleet.found;
+          this.flights.land(key, flight);
+          return fleet.found as T;
+        }
+        token = fleet.token;
+      }
+      value = await this.loadValue(load);
     } catch (error) {
       this.flights.land(key, flight);
+      if (token !== undefined) this.release(key, token);
+      if (flight.stale !== undefined) this.failedWithStale(load, error);
       throw error;
-    } finally {
-      this.loader.done();
     }
     // Not awaited: the caller has its value; a hung backend must not hold it for a second
     // command timeout (issue 10). The write is issued now, before any caller resumes, so a
     // later command of theirs on the key reaches the backend after it.
     // Jittered per write, not per wrap call: a hit costs no random number.
-    const seconds = jitteredTtl(ttl, options.jitter ?? this.jitter);
-    const writing = this.storeLoaded(key, value, seconds, options.unless, flight);
-    if (writing) void writing.then(() => this.flights.land(key, flight));
-    else this.flights.land(key, flight);
+    const seconds = jitteredTtl(load.ttl, policy.jitter);
+    const writing = this.storeLoaded(load, value, seconds, flight);
+    if (writing) {
+      void writing.then(() => {
+        this.flights.land(key, flight);
+        // Released once the value is readable: a waiter that takes the lock next finds it.
+        if (token !== undefined) this.release(key, token);
+      });
+    } else {
+      this.flights.land(key, flight);
+      if (token !== undefined) this.release(key, token);
+    }
     return value;
+  }
+
+  /** Runs the loader with `key` marked as loading in its async context. */
+  private async loadValue<T>(load: Load<T>): Promise<T> {
+    try {
+      return await this.loader.call(load.key, load.loader);
+    } finally {
+      this.loader.done();
+    }
+  }
+
+  /** A refresh with a stale value at hand failed: log it, and serve the stale value a while. */
+  private failedWithStale<T>(load: Load<T>, error: unknown): void {
+    const backoff = load.policy.graceBackoff;
+    if (this.backoff.size >= MAX_BACKOFF_KEYS) {
+      // Bounded: the oldest entry goes (it is retried at once, which is all it costs).
+      const oldest = this.backoff.keys().next().value;
+      if (oldest !== undefined) this.backoff.delete(oldest);
+    }
+    this.backoff.delete(load.key);
+    this.backoff.set(load.key, Date.now() + backoff * 1000);
+    this.errors.warn(
+      'loader:stale',
+      `Cache loader of ${quote(load.key)} failed; serving its stale value (grace), next try in ${backoff} s: ${describeError(error)}`,
+    );
+  }
+
+  /**
+   * With `lock`: waits until this process may run the loader of `key` (it took the fleet-wide
+   * lock: `token`), another instance's value can be read (`found`), or the lock fails open
+   * (`{}`: Redis unreachable, circuit open, or `lock.wait` passed).
+   */
+  private async awaitFleet<T>(
+    load: Load<T>,
+    lock: KeyLock,
+    timing: NonNullable<LoadPolicy['lock']>,
+    flight: Flight,
+  ): Promise<{ token?: string; found?: unknown }> {
+    const key = load.key;
+    // A refresh-ahead finds the entry it refreshes: only a newer one (not yet due) ends it.
+    const due = load.refresh === true;
+    const token = randomUUID();
+    const deadline = Date.now() + timing.wait * 1000;
+    let pause = LOCK_POLL_FIRST_MS;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) return {};
+      let taken: boolean | undefined;
+      let found: unknown;
+      try {
+        // Together, one round trip: the holder before us may have stored the value and released
+        // between our read and this attempt.
+        const acquiring = lock.acquire(key, token, Math.ceil(timing.ttl * 1000));
+        [taken, found] = await withTimeout(
+          Promise.all([acquiring, this.readFresh(key, due)]),
+          left,
+        ).catch((error: unknown) => {
+          // Taken after all once we stopped waiting: let it go rather than hold it to its TTL.
+          acquiring.then((late) => late && this.release(key, token)).catch(() => undefined);
+          throw error;
+        });
+      } catch (error) {
+        this.errors.failed('LOCK', key, error);
+        return {};
+      }
+      if (found !== undefined) {
+        if (taken) this.release(key, token);
+        return { found };
+      }
+      if (taken === undefined) return {};
+      if (taken) return { token };
+      await this.lockPause(key, Math.min(pause, deadline - Date.now()));
+      pause = Math.min(pause * 2, LOCK_POLL_MAX_MS);
+      if (flight.superseded) {
+        // The key changed here meanwhile: read what the change left before trying again.
+        const now = await this.readFresh(key, due);
+        if (now !== undefined) return { found: now };
+      }
+    }
+  }
+
+  /** Waits `ms`, or less when the bus reports a change of `key` (the holder's write). */
+  private lockPause(key: string, ms: number): Promise<void> {
+    if (ms <= 0) return RESOLVED;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      const previous = this.lockWaiters.get(key);
+      this.lockWaiters.set(key, wake);
+      function wake(): void {
+        clearTimeout(timer);
+        previous?.();
+        resolve();
+      }
+    }).then(() => {
+      this.lockWaiters.delete(key);
+    });
+  }
+
+  /**
+   * The fresh value stored under `key` (not a stale one; with `notDue`, not one due for a
+   * refresh either), or `undefined`; never rejects.
+   */
+  private readFresh(key: string, notDue = false): Promise<unknown> {
+    return this.errors.guarded(
+      'GET',
+      key,
+      () => this.store.get(key),
+      undefined,
+      (stored) => {
+        if (notDue && isSealed(stored) && stored.r !== undefined && Date.now() >= stored.r) {
+          return undefined;
+        }
+        return this.fresh(key, stored);
+      },
+    );
+  }
+
+  /** Releases a lock in the background (it expires on its own if this fails). */
+  private release(key: string, token: string): void {
+    this.keyLock
+      ?.release(key, token)
+      .catch((error: unknown) => this.errors.failed('UNLOCK', key, error));
+  }
+
+  /** `stored` as the value a read returns: unwrapped, or `undefined` if stale or corrupt. */
+  private fresh<T>(key: string, stored: unknown): T | undefined {
+    if (!isSealed(stored)) return stored as T | undefined;
+    const envelope = this.opened(key, stored);
+    return envelope === undefined || isStale(envelope, Date.now()) ? undefined : (envelope.v as T);
+  }
+
+  /** The envelope `stored` is, or `undefined` (logged) when it is malformed. */
+  private opened(key: string, stored: Envelope): Envelope | undefined {
+    const envelope = opened(stored);
+    if (envelope === undefined) {
+      this.errors.warn(
+        'value:corrupt',
+        `Cache entry ${quote(key)} holds a malformed envelope; read as a miss`,
+      );
+    }
+    return envelope;
   }
 
   /**
@@ -489,14 +805,15 @@ export class CacheStack {
    * when nothing is pending.
    */
   private storeLoaded<T>(
-    key: string,
+    load: Load<T>,
     value: T,
     ttl: number,
-    unless: ((value: T) => boolean) | undefined,
     flight: Flight,
   ): Promise<void> | undefined {
+    const { key, unless, policy } = load;
     if (flight.superseded || value === undefined) return undefined;
     let stored: unknown;
+    let sealed: unknown;
     try {
       const veto: unknown = unless?.(value);
       if (veto) {
@@ -510,6 +827,7 @@ export class CacheStack {
         return undefined;
       }
       stored = toStorable(value, key);
+      sealed = seal(stored, timesOf(ttl, policy.grace, policy.refreshAhead));
     } catch (error) {
       // The loader's value is still good: the caller gets it, uncached.
       this.errors.warn(
@@ -518,8 +836,10 @@ export class CacheStack {
       );
       return undefined;
     }
+    const seconds = keptFor(ttl, isSealed(sealed) ? opened(sealed) : undefined);
+    this.backoff.delete(key);
     if (this.local) {
-      this.local.set(key, stored, ttl);
+      this.local.set(key, sealed, seconds);
       return undefined;
     }
     flight.stored = stored;
@@ -527,7 +847,7 @@ export class CacheStack {
     return this.errors.guarded<unknown>(
       'SET',
       key,
-      () => this.writeLoaded(key, stored, ttl),
+      () => this.writeLoaded(key, sealed, seconds),
       undefined,
       nothing,
     ) as Promise<void>;
@@ -537,9 +857,13 @@ export class CacheStack {
   private remoteChange(message: BusMessage): void {
     if (message.clear) {
       this.flights.supersede('', false);
+      for (const wake of [...this.lockWaiters.values()]) wake();
       return;
     }
-    message.keys?.forEach((key) => this.flights.supersede(key, true));
+    message.keys?.forEach((key) => {
+      this.flights.supersede(key, true);
+      this.lockWaiters.get(key)?.();
+    });
     message.prefixes?.forEach((prefix) => this.flights.supersede(prefix, false));
   }
 
@@ -550,9 +874,11 @@ export class CacheStack {
     return ttl;
   }
 
-  /** The TTL a `set` writes with: its own or the module's, with the jitter applied. */
-  private writeTtlOf(ttl: number | SetOptions | undefined): number {
-    if (typeof ttl !== 'object' || ttl === null) return jitteredTtl(this.ttlOf(ttl), this.jitter);
+  /** The TTL a `set` writes with (its own or the module's, jitter applied), and its grace. */
+  private writeTtlOf(ttl: number | SetOptions | undefined): { ttl: number; grace: number } {
+    if (typeof ttl !== 'object' || ttl === null) {
+      return { ttl: jitteredTtl(this.ttlOf(ttl), this.policy.jitter), grace: this.policy.grace };
+    }
     for (const name of Object.keys(ttl)) {
       if (!SET_FIELDS.includes(name)) {
         throw new CacheArgumentError(
@@ -561,13 +887,71 @@ export class CacheStack {
       }
     }
     const seconds = this.ttlOf(ttl.ttl);
-    if (ttl.jitter === undefined) return jitteredTtl(seconds, this.jitter);
-    checkJitter(ttl.jitter);
-    return jitteredTtl(seconds, ttl.jitter);
+    checkLoading(ttl);
+    return {
+      ttl: jitteredTtl(seconds, ttl.jitter ?? this.policy.jitter),
+      grace: ttl.grace ?? this.policy.grace,
+    };
   }
 }
 
-/** Throws `CacheArgumentError` on an unknown field, a jitter or timeouts out of bounds. */
+/** How many keys at most are remembered as backing off (a bound on the stack's memory). */
+const MAX_BACKOFF_KEYS = 10_000;
+/** First pause of a lock waiter between reads of the key (doubling up to the next). */
+const LOCK_POLL_FIRST_MS = 10;
+const LOCK_POLL_MAX_MS = 100;
+
+/** A stale value to fall back on (an expired entry kept by `grace`). */
+interface Stale {
+  readonly value: unknown;
+}
+
+/** One wrap call's load, with its options resolved. */
+interface Load<T> {
+  readonly key: string;
+  readonly loader: () => T | Promise<T>;
+  /** Seconds, before jitter. */
+  readonly ttl: number;
+  readonly unless: ((value: T) => boolean) | undefined;
+  readonly policy: LoadPolicy;
+  /** A refresh-ahead: nobody waits for it. */
+  readonly refresh?: boolean;
+}
+
+/**
+ * The metadata of an entry written now for `ttl` seconds with `grace` and `refreshAhead`, or
+ * `undefined` when it needs none (it is then stored plain).
+ */
+function timesOf(
+  ttl: number,
+  grace: number,
+  refreshAhead: number | undefined,
+): EntryTimes | undefined {
+  if (!(ttl > 0) || (!(grace > 0) && refreshAhead === undefined)) return undefined;
+  const now = Date.now();
+  const expiresAt = now + ttl * 1000;
+  return {
+    expiresAt,
+    keptUntil:
+      grace > 0
+        ? Math.min(now + Math.min(MAX_TTL, ttl + grace) * 1000, Number.MAX_SAFE_INTEGER)
+        : expiresAt,
+    refreshAt: refreshAhead === undefined ? undefined : now + ttl * refreshAhead * 1000,
+  };
+}
+
+/** The TTL (seconds) the stored entry is written with: its TTL, plus its grace if any. */
+function keptFor(
+  ttl: number,
+  times: Pick<EntryTimes, 'expiresAt' | 'keptUntil'> | { e: number; x: number } | undefined,
+): number {
+  if (times === undefined || !(ttl > 0)) return ttl;
+  const [expiresAt, keptUntil] =
+    'e' in times ? [times.e, times.x] : [times.expiresAt, times.keptUntil];
+  return Math.min(MAX_TTL, ttl + (keptUntil - expiresAt) / 1000);
+}
+
+/** Throws `CacheArgumentError` on an unknown field or a loading option out of bounds. */
 function checkWrapOptions(options: object): void {
   for (const name of Object.keys(options)) {
     if (!WRAP_FIELDS.includes(name)) {
@@ -576,13 +960,15 @@ function checkWrapOptions(options: object): void {
       );
     }
   }
-  const { jitter, timeouts } = options as WrapOptions<unknown>;
-  if (jitter !== undefined) checkJitter(jitter);
-  if (timeouts === undefined) return;
-  const problem = loaderTimeoutsProblem(timeouts);
+  checkLoading(options);
+}
+
+/** Throws `CacheArgumentError` on a loading option (`grace`, `timeouts`, ...) out of bounds. */
+function checkLoading(options: object): void {
+  const problem = loadingOptionsProblem(options);
   if (problem && 'unknown' in problem) {
     throw new CacheArgumentError(
-      `Unknown wrap option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+      `Unknown option "${problem.unknown}". Known: ${problem.known.join(', ')}.`,
     );
   }
   if (problem) {
@@ -590,12 +976,6 @@ function checkWrapOptions(options: object): void {
       `Invalid ${problem.field} ${describeValue(problem.value)}: expected ${problem.expected}.`,
     );
   }
-}
-
-function checkJitter(jitter: unknown): void {
-  const problem = jitterProblem(jitter);
-  if (problem)
-    throw new CacheArgumentError(`Invalid jitter ${describeValue(jitter)}: expected ${problem}.`);
 }
 
 function keyError(key: unknown): CacheKeyError | undefined {
@@ -613,14 +993,6 @@ export function assertKey(key: unknown): asserts key is string {
 
 function nothing(): undefined {
   return undefined;
-}
-
-function shared<T>(value: T): WrapResult<T> {
-  return { value, status: 'shared' };
-}
-
-function missed<T>(value: T): WrapResult<T> {
-  return { value, status: 'miss' };
 }
 
 async function callThrough<T>(

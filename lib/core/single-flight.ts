@@ -11,6 +11,15 @@ export interface Flight {
   sharedUntil?: number;
   /** What is being written: the loaded value's JSON form, as a read will return it. */
   stored?: unknown;
+  /** An expired value kept by `grace` that the load's callers fall back on. */
+  stale?: { readonly value: unknown };
+  /**
+   * Set when the load ended without running the loader: another instance holding the lock
+   * stored the value, which {@link stored} holds (its callers answer a hit).
+   */
+  found?: boolean;
+  /** A refresh-ahead: callers read the cached entry instead of joining it. */
+  background?: boolean;
 }
 
 /**

@@ -9,7 +9,7 @@ import { addCacheOperation } from './cached-method';
 import {
   assertKnownOptions,
   checkFunction,
-  checkJitter,
+  checkLoading,
   checkTtl,
   normaliseOptions,
 } from './decorator-options';
@@ -41,9 +41,10 @@ export function CachePut(
 ): MethodDecorator {
   const name = 'CachePut';
   const resolved = normaliseOptions<CachePutOptions>(name, keyOrOptions, options);
-  assertKnownOptions(name, resolved, ['key', 'ttl', 'jitter', 'condition', 'unless']);
+  assertKnownOptions(name, resolved, ['key', 'ttl', 'jitter', 'grace', 'condition', 'unless']);
   const ttl = checkTtl(name, resolved.ttl);
-  const jitter = checkJitter(name, resolved.jitter);
+  const { jitter, grace } =
+    checkLoading(name, { jitter: resolved.jitter, grace: resolved.grace }) ?? {};
   const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
   const unless = checkFunction<CacheUnless>(name, 'unless', resolved.unless);
   return (target, propertyKey, descriptor) =>
@@ -52,6 +53,7 @@ export function CachePut(
       key: createKeyResolver(resolved.key, signature, { allowResult: true, what: `@${name}` }),
       ttl,
       jitter,
+      grace,
       condition,
       unless,
     }));

@@ -4,14 +4,14 @@ import type {
   CacheableOptions,
   CacheUnless,
 } from '../interfaces/cache-operation-options.interface';
+import { LOADING_OPTION_FIELDS } from '../config/validators';
 import { createKeyResolver } from '../keys/key-resolver';
 import { addCacheOperation } from './cached-method';
 import { registerInvalidation } from '../invalidation/invalidation.registry';
 import {
   assertKnownOptions,
   checkFunction,
-  checkJitter,
-  checkTimeouts,
+  checkLoading,
   checkTtl,
   normaliseOptions,
 } from './decorator-options';
@@ -29,10 +29,11 @@ import {
  * @param key a key template (`'product:{id}'`: `{name}` a parameter, `{name.path}` a path
  *   into it, `{0}` a position), a function of the arguments, or a key source such as a
  *   `KeyConstructor`. A placeholder naming no parameter throws when the class is defined.
- * @param options `ttl` (seconds), `jitter` (a fraction of the TTL added at random),
- *   `timeouts` (`{ hard }`: seconds a caller waits for the method on a miss before it rejects
- *   with `CacheLoaderTimeoutError`; the method goes on and its result is stored),
- *   `condition(...args)`, `unless(result)`.
+ * @param options `ttl` (seconds), the loading options — `jitter` (a fraction of the TTL added
+ *   at random), `timeouts` (`{ soft, hard }`), `grace` (seconds an expired result is kept to
+ *   answer when the method fails or is slow: status `stale`, `X-Cache: STALE`),
+ *   `graceBackoff`, `refreshAhead` (a fraction of the TTL after which a hit refreshes in the
+ *   background), `lock` (one call across the fleet) —, `condition(...args)`, `unless(result)`.
  *
  * @example
  * ```ts
@@ -41,6 +42,9 @@ import {
  *
  * @Cacheable('report:{day}', { ttl: 3600, jitter: 0.1, timeouts: { hard: 5 } })
  * async dailyReport(day: string): Promise<Report> { ... }
+ *
+ * @Cacheable('rates:{currency}', { ttl: 60, grace: 3600, timeouts: { soft: 0.5 }, lock: true })
+ * async rates(currency: string): Promise<Rates> { ... } // a failing upstream serves the last rates
  *
  * @Cacheable({ key: 'search:{query}:page:{page}', unless: (r: unknown[]) => r.length === 0 })
  * async search(query: string, page = 1): Promise<Product[]> { ... } // search('shoes') → 'search:shoes:page:1'
@@ -60,15 +64,13 @@ export function Cacheable(
   assertKnownOptions(name, resolved, [
     'key',
     'ttl',
-    'jitter',
-    'timeouts',
+    ...LOADING_OPTION_FIELDS,
     'condition',
     'unless',
     'invalidateOn',
   ]);
   const ttl = checkTtl(name, resolved.ttl);
-  const jitter = checkJitter(name, resolved.jitter);
-  const timeouts = checkTimeouts(name, resolved.timeouts);
+  const loading = checkLoading(name, resolved);
   const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
   const unless = checkFunction<CacheUnless>(name, 'unless', resolved.unless);
   return (target, propertyKey, descriptor) => {
@@ -82,8 +84,7 @@ export function Cacheable(
         kind: 'cacheable',
         key: createKeyResolver(resolved.key, signature, { allowResult: false, what: `@${name}` }),
         ttl,
-        jitter,
-        timeouts,
+        loading,
         condition,
         unless,
       }),

@@ -1,13 +1,9 @@
 import { CacheArgumentError } from '../utils/cache.errors';
-import {
-  jitterProblem,
-  LOADER_TIMEOUT_FIELDS,
-  loaderTimeoutsProblem,
-  ttlProblem,
-} from '../config/validators';
+import { loadingOptionsProblem, ttlProblem } from '../config/validators';
+import { loadingCopy } from '../config/load-policy';
 import { describeValue } from '../utils/describe-value';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
-import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
+import type { CacheLoadingOptions } from '../interfaces/cache-module-options.interface';
 
 /** Splits `(key, options)` / `(options)` call forms into one options object. */
 export function normaliseOptions<O extends { key?: CacheKeySpec }>(
@@ -75,28 +71,18 @@ export function checkTtl(decorator: string, ttl: unknown): number | undefined {
   return ttl as number;
 }
 
-/** Validates a jitter (a fraction of the TTL, 0 to 1) given to a decorator. */
-export function checkJitter(decorator: string, jitter: unknown): number | undefined {
-  if (jitter === undefined) return undefined;
-  const problem = jitterProblem(jitter);
-  if (problem) {
-    throw new CacheArgumentError(
-      `@${decorator}(): invalid jitter ${describeValue(jitter)}; expected ${problem}.`,
-    );
-  }
-  return jitter as number;
-}
-
-/** Validates loader timeouts (`{ hard }`, seconds) given to a decorator. */
-export function checkTimeouts(
+/**
+ * Validates the loading options (`jitter`, `timeouts`, `grace`, `graceBackoff`, `refreshAhead`,
+ * `lock`) given to a decorator; returns a frozen copy of those it sets, or `undefined`.
+ */
+export function checkLoading(
   decorator: string,
-  timeouts: unknown,
-): Readonly<CacheLoaderTimeouts> | undefined {
-  if (timeouts === undefined) return undefined;
-  const problem = loaderTimeoutsProblem(timeouts);
+  options: CacheLoadingOptions,
+): Readonly<CacheLoadingOptions> | undefined {
+  const problem = loadingOptionsProblem(options);
   if (problem && 'unknown' in problem) {
     throw new CacheArgumentError(
-      `@${decorator}(): unknown option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+      `@${decorator}(): unknown option "${problem.unknown}". Known: ${problem.known.join(', ')}.`,
     );
   }
   if (problem) {
@@ -104,9 +90,7 @@ export function checkTimeouts(
       `@${decorator}(): invalid ${problem.field} ${describeValue(problem.value)}; expected ${problem.expected}.`,
     );
   }
-  // A copy: the options object given to the decorator may be changed later.
-  const { hard } = timeouts as CacheLoaderTimeouts;
-  return Object.freeze(hard === undefined ? {} : { hard });
+  return loadingCopy(options);
 }
 
 /** Validates an optional callback option. */

@@ -10,7 +10,12 @@ import { HttpAdapterHost, Reflector, type AbstractHttpAdapter } from '@nestjs/co
 import { createHash } from 'node:crypto';
 import { lastValueFrom, map, of, tap, type Observable } from 'rxjs';
 import { RouteCacheMetadata } from './route-cache.metadata';
-import { CacheStatusRecorder, withCacheStatus } from '../runtime/cache-status';
+import {
+  CacheStatusRecorder,
+  headerFor,
+  withCacheStatus,
+  type CacheStatusHeader,
+} from '../runtime/cache-status';
 import { CacheStack } from '../core/cache-stack';
 import { escapeKeyText } from '../keys/key-constructor.encoding';
 import {
@@ -54,7 +59,11 @@ type Answer =
   /** It ran the handler itself (the load was its own). */
   | { readonly kind: 'ran'; readonly body: unknown }
   /** From the cache, or from a concurrent request's stored response. */
-  | { readonly kind: 'cached'; readonly entry: ResponseEntry; readonly status: 'hit' | 'shared' }
+  | {
+      readonly kind: 'cached';
+      readonly entry: ResponseEntry;
+      readonly status: 'hit' | 'shared' | 'stale';
+    }
   /** Nothing it may share: it runs the handler, uncached. */
   | { readonly kind: 'uncached' };
 
@@ -184,7 +193,7 @@ export class CacheInterceptor implements NestInterceptor {
       case 'ran':
         return of(this.ran(context, answer.body));
       case 'cached':
-        return of(this.cached(context, answer.entry, answer.status === 'hit' ? 'HIT' : 'MISS'));
+        return of(this.cached(context, answer.entry, headerOf(answer.status)));
       default:
         // Joined a run whose response was not stored (and must not be shared): run our own.
         return next.handle().pipe(map((body) => this.ran(context, body)));
@@ -216,6 +225,9 @@ export class CacheInterceptor implements NestInterceptor {
     return Promise.race([
       ran,
       loaded.then(({ value, status }): Answer | Promise<Answer> => {
+        // The handler failed (this request's, or the one it joined) and `grace` kept the last
+        // response: it answers, marked STALE.
+        if (status === 'stale' && isEntry(value)) return { kind: 'cached', entry: value, status };
         if (owner) return ran;
         if (value === NOT_STORED || !isEntry(value)) return UNCACHED;
         return { kind: 'cached', entry: value, status: status === 'hit' ? 'hit' : 'shared' };
@@ -255,7 +267,11 @@ export class CacheInterceptor implements NestInterceptor {
   }
 
   /** Answers with a stored response: its `X-Cache`, its `Vary`, its body. */
-  private cached(context: ExecutionContext, entry: ResponseEntry, status: 'HIT' | 'MISS'): unknown {
+  private cached(
+    context: ExecutionContext,
+    entry: ResponseEntry,
+    status: CacheStatusHeader,
+  ): unknown {
     writeCacheStatus(context, status);
     if (entry.vary) {
       restoreVary(context.getArgByIndex(1), this.httpAdapterHost?.httpAdapter, entry.vary);
@@ -483,4 +499,9 @@ function isStorableBody(value: unknown): boolean {
     !ArrayBuffer.isView(value) &&
     !(value instanceof ArrayBuffer)
   );
+}
+
+/** The `X-Cache` of a stored response served to this request. */
+function headerOf(status: 'hit' | 'shared' | 'stale'): CacheStatusHeader {
+  return headerFor(status) ?? 'MISS';
 }

@@ -119,28 +119,113 @@ export interface CacheBusOptions {
 
 /**
  * How long a caller waits for a loader — the function of `wrap`, a `@Cacheable` method, a
- * `cacheResult` function — in seconds (fractions allowed). Given to the module, it is the
- * default of every load; `wrap`, `@Cacheable` and `cacheResult` may give their own.
- *
- * Only `hard` for now: `soft` (serve a stale value while the loader finishes in the background)
- * arrives with `grace`; any other field is refused.
+ * `cacheResult` function — in seconds (fractions allowed, above 0, at most 2147483.647, a
+ * timer's limit). Given to the module, it is the default of every load; `wrap`, `@Cacheable`
+ * and `cacheResult` may give their own, field by field.
  *
  * @example
  * ```ts
- * CacheModule.forRoot({ timeouts: { hard: 5 } });
+ * CacheModule.forRoot({ grace: 3600, timeouts: { soft: 0.2, hard: 5 } });
  * await cache.wrap('report', () => buildReport(), { timeouts: { hard: 2 } });
  * ```
  */
 export interface CacheLoaderTimeouts {
   /**
+   * Seconds after which a caller that has a stale value at hand (an expired entry still within
+   * its `grace`) gets that value (status `stale`) instead of waiting on; the loader goes on in
+   * the background and its value is stored when it resolves. Without a stale value it has no
+   * effect.
+   * @default none
+   */
+  soft?: number;
+  /**
    * Seconds after which a caller still waiting for the loader rejects with
-   * `CacheLoaderTimeoutError`. The loader is not cancelled: it goes on, and its value is stored
-   * when it resolves (unless the key was written, deleted or cleared meanwhile), so a later call
-   * hits. Each caller is bounded from the moment it started waiting: one that joins a load
-   * already running gets its own `hard` seconds. Above 0, at most 2147483.647 (a timer's limit).
+   * `CacheLoaderTimeoutError` — or, with a stale value at hand, gets that value. The loader is
+   * not cancelled: it goes on, and its value is stored when it resolves (unless the key was
+   * written, deleted or cleared meanwhile), so a later call hits. Each caller is bounded from
+   * the moment it started waiting: one that joins a load already running gets its own `hard`
+   * seconds.
    * @default none (a caller waits as long as the loader runs)
    */
   hard?: number;
+}
+
+/**
+ * The distributed lock of a load (`lock: { ... }`, or `lock: true` for the defaults): with a
+ * shared store (Redis, Cluster, Sentinel), one instance of the fleet runs the loader of a cold
+ * key while the others wait for its value. Seconds, above 0 and at most 2147483.647.
+ *
+ * @example
+ * ```ts
+ * CacheModule.forRoot({ provider: 'redis', lock: { ttl: 30, wait: 10 } });
+ * ```
+ */
+export interface CacheLockOptions {
+  /**
+   * How long the lock lives: if its holder dies mid-load, another instance takes over once it
+   * has expired. Set it above the loader's usual duration.
+   * @default 10
+   */
+  ttl?: number;
+  /**
+   * The longest a caller waits for the lock holder's value; after it, it runs the loader
+   * itself. The wait is also bounded by the caller's `timeouts.hard`.
+   * @default 10
+   */
+  wait?: number;
+}
+
+/**
+ * How loads behave when the loader is slow or failing, and across a fleet: the options the
+ * module, `wrap`, `@Cacheable` and `cacheResult` share. What one call gives overrides the
+ * module's, field by field. See README "When the loader fails".
+ *
+ * @example
+ * ```ts
+ * CacheModule.forRoot({ ttl: 60, grace: 3600, timeouts: { soft: 0.5 }, refreshAhead: 0.8 });
+ * ```
+ */
+export interface CacheLoadingOptions {
+  /**
+   * Fraction of the TTL (0 to 1) added at random to each entry's TTL when it is written, so
+   * entries written together (a warm-up, a burst of misses) do not all expire, and reload,
+   * together: with `ttl: 100` and `jitter: 0.2`, each entry lives between 100 and 120 seconds.
+   * A TTL of `0` (never expires) stays `0`.
+   * @default 0
+   */
+  jitter?: number;
+  /** Loader timeouts: see {@link CacheLoaderTimeouts}. @default none */
+  timeouts?: CacheLoaderTimeouts;
+  /**
+   * Seconds an entry is kept after it expires, as a stale value: when the loader that should
+   * refresh it throws or times out, callers get the stale value (status `stale`,
+   * `X-Cache: STALE`) instead of the error, and the loader is tried again after
+   * {@link graceBackoff}, not on every call. `get` and `has` never see a stale entry. Applies to
+   * entries written with a TTL (not `0`).
+   * @default 0 (an expired entry is gone)
+   */
+  grace?: number;
+  /**
+   * Seconds during which, after a loader failed and a stale value was served, callers of that
+   * key get the stale value without running the loader again (per process).
+   * @default 10
+   */
+  graceBackoff?: number;
+  /**
+   * Fraction of the TTL (above 0, below 1) after which a hit starts one background refresh of
+   * the entry (single-flight: one per key at a time); the caller gets the cached value at once
+   * and never waits for the refresh.
+   * @default none
+   */
+  refreshAhead?: number;
+  /**
+   * One loader across the fleet: `true` (the defaults of {@link CacheLockOptions}) or the lock's
+   * timings. Needs a shared store; with the memory provider, single-flight in the process is
+   * already the whole story. When Redis is down or the failover circuit is open, the lock
+   * fails open: each process loads once.
+   * @default false
+   */
+  lock?: boolean | CacheLockOptions;
 }
 
 /**
@@ -265,6 +350,18 @@ export interface CacheModuleOptions {
    * @default none
    */
   timeouts?: CacheLoaderTimeouts;
+  /**
+   * Default grace of every entry (`set`, `@CachePut`, loads, cached responses): see
+   * {@link CacheLoadingOptions.grace}.
+   * @default 0
+   */
+  grace?: number;
+  /** See {@link CacheLoadingOptions.graceBackoff}. @default 10 */
+  graceBackoff?: number;
+  /** Default refresh-ahead of every load: see {@link CacheLoadingOptions.refreshAhead}. @default none */
+  refreshAhead?: number;
+  /** Default lock of every load: see {@link CacheLoadingOptions.lock}. @default false */
+  lock?: boolean | CacheLockOptions;
   /** A custom backend used instead of the built-in ones. */
   adapter?: CacheAdapter;
   /**

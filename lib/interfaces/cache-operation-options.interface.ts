@@ -1,5 +1,5 @@
 import type { CacheKeySpec, CacheKeyFunction } from './cache-key.interface';
-import type { CacheLoaderTimeouts } from './cache-module-options.interface';
+import type { CacheLoadingOptions } from './cache-module-options.interface';
 import type { InvalidationRuleOptions } from './invalidation-rule.interface';
 
 /**
@@ -27,8 +27,12 @@ export type CacheUnless = {
   bivarianceHack(result: unknown): boolean;
 }['bivarianceHack'];
 
-/** Options of `@Cacheable`. */
-export interface CacheableOptions {
+/**
+ * Options of `@Cacheable`: the key, the TTL, the loading options of
+ * {@link CacheLoadingOptions} (`jitter`, `timeouts`, `grace`, `graceBackoff`, `refreshAhead`,
+ * `lock`; each defaults to the module's), `condition`, `unless` and `invalidateOn`.
+ */
+export interface CacheableOptions extends CacheLoadingOptions {
   /**
    * The key: a template (`'product:{id}'`), a function of the arguments, or a key source such
    * as a `KeyConstructor`.
@@ -40,18 +44,6 @@ export interface CacheableOptions {
    * @default the module's `ttl`
    */
   ttl?: number;
-  /**
-   * Fraction of the TTL (0 to 1) added at random to each stored result's TTL, so results
-   * stored together expire apart.
-   * @default the module's `jitter`
-   */
-  jitter?: number;
-  /**
-   * How long a caller waits for the method on a miss: after `hard` seconds it rejects with
-   * `CacheLoaderTimeoutError`, while the method goes on and its result is stored.
-   * @default the module's `timeouts`
-   */
-  timeouts?: CacheLoaderTimeouts;
   /** Skip the cache for calls whose arguments fail this test. */
   condition?: CacheCondition;
   /** Do not store results that pass this test. */
@@ -87,6 +79,12 @@ export interface CachePutOptions {
    * @default the module's `jitter`
    */
   jitter?: number;
+  /**
+   * Seconds the stored result is kept after it expires, as a stale value a failing
+   * `@Cacheable` of the same key falls back on.
+   * @default the module's `grace`
+   */
+  grace?: number;
   /** Skip the store for calls whose arguments fail this test. */
   condition?: CacheCondition;
   /** Do not store results that pass this test (the previous entry is kept). */

@@ -1,12 +1,8 @@
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
-import {
-  jitterProblem,
-  LOADER_TIMEOUT_FIELDS,
-  loaderTimeoutsProblem,
-  ttlProblem,
-} from '../config/validators';
-import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
+import { loadingOptionsProblem, ttlProblem } from '../config/validators';
+import type { CacheLoadingOptions } from '../interfaces/cache-module-options.interface';
+import { loadingCopy } from '../config/load-policy';
 import { describeError, describeValue, quote } from '../utils/describe-value';
 import { isThenable } from '../utils/thenable';
 import { recordCacheStatus } from '../runtime/cache-status';
@@ -34,7 +30,7 @@ import { createInvalidationBinding } from './invalidation.registry';
  * const options: CacheResultOptions<[number], Promise<Payload>> = { key: UserPayloadKey, ttl: 300 };
  * ```
  */
-export interface CacheResultOptions<A extends unknown[], R> {
+export interface CacheResultOptions<A extends unknown[], R> extends CacheLoadingOptions {
   /**
    * The key: a {@link KeyConstructor} (needed for `invalidateOn` and `invalidatePartition`), or a
    * function of the arguments returning the key (used verbatim).
@@ -42,17 +38,6 @@ export interface CacheResultOptions<A extends unknown[], R> {
   key: KeyConstructor | ((...args: A) => string);
   /** Seconds to keep a result; defaults to the module's `ttl`. `0` never expires. */
   ttl?: number;
-  /**
-   * Fraction of the TTL (0 to 1) added at random to each stored result's TTL.
-   * @default the module's `jitter`
-   */
-  jitter?: number;
-  /**
-   * How long a caller waits for the function on a miss: after `hard` seconds it rejects with
-   * `CacheLoaderTimeoutError`, while the function goes on and its result is stored.
-   * @default the module's `timeouts`
-   */
-  timeouts?: CacheLoaderTimeouts;
   /** When it returns `true` for a result, the result is returned but not stored. */
   unless?: (result: Awaited<R>) => boolean;
   /** Events that drop this function's entries. */
@@ -143,15 +128,11 @@ export function cacheResult<A extends unknown[], R>(
       `cacheResult(${name}): invalid ttl ${describeValue(options.ttl)}; expected ${ttlIssue}.`,
     );
   }
-  const jitterIssue = options.jitter === undefined ? undefined : jitterProblem(options.jitter);
-  if (jitterIssue) {
-    throw new CacheConfigError(
-      `cacheResult(${name}): invalid jitter ${describeValue(options.jitter)}; expected ${jitterIssue}.`,
-    );
-  }
-  const timeouts = checkTimeouts(name, options.timeouts);
+  const loading = checkLoading(name, options);
   const writeOptions =
-    options.jitter === undefined ? options.ttl : { ttl: options.ttl, jitter: options.jitter };
+    options.jitter === undefined && options.grace === undefined
+      ? options.ttl
+      : { ttl: options.ttl, jitter: options.jitter, grace: options.grace };
   const { key } = options;
   const signature: MethodSignature = {
     className: '',
@@ -221,7 +202,7 @@ export function cacheResult<A extends unknown[], R>(
       .wrap<Awaited<R>>(
         key,
         () => run(this, args),
-        { ttl: options.ttl, jitter: options.jitter, timeouts, unless: options.unless },
+        { ...loading, ttl: options.ttl, unless: options.unless },
         true,
         true,
       )
@@ -280,13 +261,15 @@ export function cacheResult<A extends unknown[], R>(
   return wrapper;
 }
 
-/** `timeouts` checked (`CacheConfigError` naming the function) and copied, or `undefined`. */
-function checkTimeouts(name: string, timeouts: unknown): Readonly<CacheLoaderTimeouts> | undefined {
-  if (timeouts === undefined) return undefined;
-  const problem = loaderTimeoutsProblem(timeouts);
+/** The loading options checked (`CacheConfigError` naming the function) and copied. */
+function checkLoading(
+  name: string,
+  options: CacheLoadingOptions,
+): Readonly<CacheLoadingOptions> | undefined {
+  const problem = loadingOptionsProblem(options);
   if (problem && 'unknown' in problem) {
     throw new CacheConfigError(
-      `cacheResult(${name}): unknown option "timeouts.${problem.unknown}". Known: ${LOADER_TIMEOUT_FIELDS.join(', ')}.`,
+      `cacheResult(${name}): unknown option "${problem.unknown}". Known: ${problem.known.join(', ')}.`,
     );
   }
   if (problem) {
@@ -294,8 +277,7 @@ function checkTimeouts(name: string, timeouts: unknown): Readonly<CacheLoaderTim
       `cacheResult(${name}): invalid ${problem.field} ${describeValue(problem.value)}; expected ${problem.expected}.`,
     );
   }
-  const { hard } = timeouts as CacheLoaderTimeouts;
-  return Object.freeze(hard === undefined ? {} : { hard });
+  return loadingCopy(options);
 }
 
 /**

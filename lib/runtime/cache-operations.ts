@@ -4,7 +4,7 @@ import { boundCache } from './cache-binding';
 import { headerFor, recordCacheStatus } from './cache-status';
 import { isResponse, writeStatusHeader, type StatusResponse } from './http-response';
 import type { CacheStack, WrapOptions, WrapResult, WrapStatus } from '../core/cache-stack';
-import type { CacheLoaderTimeouts } from '../interfaces/cache-module-options.interface';
+import type { CacheLoadingOptions } from '../interfaces/cache-module-options.interface';
 import type { CacheCondition, CacheUnless } from '../interfaces/cache-operation-options.interface';
 import type { KeyResolver, MethodCall } from '../keys/key-resolver';
 import type { MethodSignature } from '../keys/key-template';
@@ -17,8 +17,8 @@ export interface CacheableOperation {
   readonly kind: 'cacheable';
   readonly key: KeyResolver;
   readonly ttl?: number;
-  readonly jitter?: number;
-  readonly timeouts?: Readonly<CacheLoaderTimeouts>;
+  /** The loading options the decorator sets (`grace`, `timeouts`, `lock`, ...), if any. */
+  readonly loading?: Readonly<CacheLoadingOptions>;
   readonly condition?: CacheCondition;
   readonly unless?: CacheUnless;
 }
@@ -29,6 +29,7 @@ export interface CachePutOperation {
   readonly key: KeyResolver;
   readonly ttl?: number;
   readonly jitter?: number;
+  readonly grace?: number;
   readonly condition?: CacheCondition;
   readonly unless?: CacheUnless;
 }
@@ -168,8 +169,8 @@ function wrapOptionsOf(
   op: CacheableOperation,
   unless: ((value: unknown) => boolean) | undefined,
 ): number | undefined | WrapOptions<unknown> {
-  if (unless === undefined && op.jitter === undefined && op.timeouts === undefined) return op.ttl;
-  return { ttl: op.ttl, jitter: op.jitter, timeouts: op.timeouts, unless };
+  if (unless === undefined && op.loading === undefined) return op.ttl;
+  return { ...op.loading, ttl: op.ttl, unless };
 }
 
 function reported(result: WrapResult<unknown>, response?: StatusResponse): unknown {
@@ -336,7 +337,9 @@ async function put(
       await cache.set(
         key,
         call.result,
-        op.jitter === undefined ? op.ttl : { ttl: op.ttl, jitter: op.jitter },
+        op.jitter === undefined && op.grace === undefined
+          ? op.ttl
+          : { ttl: op.ttl, jitter: op.jitter, grace: op.grace },
       );
     }
   } catch (error) {

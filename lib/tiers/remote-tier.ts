@@ -10,6 +10,7 @@ import { storedWriterOf } from '../interfaces/stored-write';
 import { quote } from '../utils/describe-value';
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { withTimeout } from '../utils/timeout';
+import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import { CircuitBreaker, type CircuitState, type CircuitStateChange } from './circuit-breaker';
 import { OutageJournal, type OutageJournalSnapshot } from './outage-journal';
 
@@ -177,6 +178,31 @@ export class RemoteTier {
       this.failed('DELETE', quote(key), 'left to its TTL', error, epoch);
       return false;
     }
+  }
+
+  /**
+   * The store's fleet-wide lock (see `KEY_LOCK`) through the circuit: `undefined` (fail open)
+   * while the circuit is not closed or the key not reconciled, or when the attempt fails or
+   * times out (which counts as a failure of the store). `undefined` when the store has none.
+   */
+  get keyLock(): KeyLock | undefined {
+    const lock = keyLockOf(this.store);
+    if (lock === undefined) return undefined;
+    return {
+      acquire: async (key, token, ttlMs) => {
+        if (!this.routes(key)) return undefined;
+        const epoch = this.breaker.epoch;
+        try {
+          const taken = await this.timed(() => lock.acquire(key, token, ttlMs));
+          this.breaker.recordSuccess(epoch);
+          return taken;
+        } catch (error) {
+          this.failed('LOCK', quote(key), 'loading without the lock', error, epoch);
+          return undefined;
+        }
+      },
+      release: (key, token) => this.timed(() => lock.release(key, token)),
+    };
   }
 
   /** Whether calls go to the store now (circuit closed). */

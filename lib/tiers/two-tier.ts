@@ -2,6 +2,7 @@ import type { BusMessage, BusState, CacheBus } from '../bus/cache-bus';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import { entryReaderOf, entryUndoOf, type SharedEntry } from '../interfaces/entry-reader';
 import type { StoredWrite } from '../interfaces/stored-write';
+import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import type { LocalTier } from './local-tier';
 import { UNAVAILABLE, type Reconciled, type RemoteTier } from './remote-tier';
 
@@ -30,6 +31,8 @@ export interface SharedTier {
   deleteByPrefix(prefix: string): Promise<number | undefined>;
   clear(): Promise<void>;
   ping(): Promise<unknown>;
+  /** The tier's fleet-wide lock (`lock`), if it has one. */
+  readonly keyLock: KeyLock | undefined;
 }
 
 /** A plain remote store (no failover) as a {@link SharedTier}. @internal */
@@ -53,6 +56,7 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
     deleteByPrefix: (prefix) => store.deleteByPrefix(prefix),
     clear: () => store.clear(),
     ping: () => (store.ping ? store.ping() : store.has('__cachekit:probe__')),
+    keyLock: keyLockOf(store),
   };
 }
 
@@ -66,6 +70,7 @@ export function failoverShared(remote: RemoteTier): SharedTier {
     deleteByPrefix: (prefix) => remote.deleteByPrefix(prefix),
     clear: () => remote.clear(),
     ping: () => remote.ping(),
+    keyLock: remote.keyLock,
   };
 }
 
@@ -209,6 +214,11 @@ export class TwoTier implements CacheAdapter {
   /** Sets the one listener of changes heard from other instances (and of gaps, as a clear). */
   onRemoteChange(listener: (message: BusMessage) => void): void {
     this.onInvalidated = listener;
+  }
+
+  /** The shared tier's fleet-wide lock (`lock`), if it has one. */
+  get keyLock(): KeyLock | undefined {
+    return this.shared.keyLock;
   }
 
   /** Whether the bus hears the other instances (`off` without a bus). */

@@ -100,6 +100,26 @@ describe('resolveCacheOptions', () => {
     });
   });
 
+  it('resolves the loading options over their defaults', () => {
+    expect(resolveCacheOptions({}, {}).loading).toEqual({
+      jitter: 0,
+      soft: undefined,
+      hard: undefined,
+      grace: 0,
+      graceBackoff: 10,
+      refreshAhead: undefined,
+      lock: undefined,
+    });
+    const loading = resolveCacheOptions(
+      { grace: 60, timeouts: { soft: 0.2 }, refreshAhead: 0.8, lock: { wait: 2 } },
+      {},
+    ).loading;
+    expect(loading).toMatchObject({ grace: 60, soft: 0.2, hard: undefined, refreshAhead: 0.8 });
+    expect(loading.lock).toEqual({ ttl: 10, wait: 2 });
+    expect(resolveCacheOptions({ lock: true }, {}).loading.lock).toEqual({ ttl: 10, wait: 10 });
+    expect(resolveCacheOptions({ lock: false }, {}).loading.lock).toBeUndefined();
+  });
+
   it('accepts ttl 0 (never expires) and fractional seconds', () => {
     expect(resolveCacheOptions({ ttl: 0 }, {}).ttl).toBe(0);
     expect(resolveCacheOptions({ ttl: 0.25 }, {}).ttl).toBe(0.25);
@@ -143,7 +163,7 @@ describe('resolveCacheOptions', () => {
     [{ jitter: NaN }, /"jitter": NaN/],
     [{ jitter: '0.5' }, /"jitter": "0.5"/],
     [{ jitter: null }, /"jitter": null/],
-    [{ timeouts: 5 }, /"timeouts": 5 \(expected an object such as \{ hard: 5 \}\)/],
+    [{ timeouts: 5 }, /"timeouts": 5 \(expected an object such as \{ soft: 1, hard: 5 \}\)/],
     [{ timeouts: null }, /"timeouts": null/],
     [{ timeouts: { hard: 0 } }, /"timeouts.hard": 0 \(expected a number of seconds above 0/],
     [{ timeouts: { hard: -1 } }, /"timeouts.hard": -1/],
@@ -151,11 +171,17 @@ describe('resolveCacheOptions', () => {
     [{ timeouts: { hard: NaN } }, /"timeouts.hard": NaN/],
     [{ timeouts: { hard: '5' } }, /"timeouts.hard": "5"/],
     [{ timeouts: { hard: 2_147_484 } }, /"timeouts.hard": 2147484 .*at most 2147483.647/],
-    [{ timeouts: { soft: 1 } }, /^Unknown CacheModule option "timeouts.soft". Known: hard.$/],
+    [{ timeouts: { sof: 1 } }, /^Unknown CacheModule option "timeouts.sof". Known: soft, hard.$/],
     [{ timeouts: { hard: 1, grace: 1 } }, /Unknown CacheModule option "timeouts.grace"/],
-    [{ grace: 10 }, /Unknown CacheModule option "grace"/],
-    [{ refreshAhead: 0.5 }, /Unknown CacheModule option "refreshAhead"/],
-    [{ lock: true }, /Unknown CacheModule option "lock"/],
+    [{ timeouts: { soft: 0 } }, /"timeouts.soft": 0 \(expected a number of seconds above 0/],
+    [{ grace: -1 }, /"grace": -1 \(expected a number of seconds from 0/],
+    [{ grace: '10' }, /"grace": "10"/],
+    [{ graceBackoff: 0 }, /"graceBackoff": 0/],
+    [{ refreshAhead: 1 }, /"refreshAhead": 1 \(expected a number above 0 and below 1/],
+    [{ refreshAhead: 0 }, /"refreshAhead": 0/],
+    [{ lock: 'yes' }, /"lock": "yes" \(expected an object such as/],
+    [{ lock: { ttl: 0 } }, /"lock.ttl": 0/],
+    [{ lock: { tll: 5 } }, /^Unknown CacheModule option "lock.tll". Known: ttl, wait.$/],
   ])('rejects %p naming the option and value', (options, message) => {
     expect(() => resolveCacheOptions(options as never, {})).toThrow(CacheConfigError);
     expect(() => resolveCacheOptions(options as never, {})).toThrow(message);

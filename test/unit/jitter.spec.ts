@@ -205,10 +205,10 @@ describe('jitter on the memory provider (fake clock)', () => {
       );
     }
     await expect(stack.set('k', 1, { tags: ['a'] } as never)).rejects.toThrow(
-      'Unknown set option "tags". Known options: ttl, jitter.',
+      'Unknown set option "tags". Known options: ttl, jitter, grace.',
     );
-    await expect(stack.wrap('k', () => 1, { grace: 10 } as never)).rejects.toThrow(
-      'Unknown wrap option "grace". Known options: ttl, jitter, timeouts, unless.',
+    await expect(stack.wrap('k', () => 1, { tags: ['a'] } as never)).rejects.toThrow(
+      'Unknown wrap option "tags". Known options: ttl, jitter, timeouts, grace, graceBackoff, refreshAhead, lock, unless.',
     );
     // Nothing was written by the refused calls.
     expect(stack.peek('k')).toBeUndefined();

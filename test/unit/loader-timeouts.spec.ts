@@ -197,8 +197,8 @@ describe.each(tiers)('timeouts.hard on %s (fake timers)', (_tier, adapterOf) => 
 
   it('refuses an unknown or invalid timeouts field with CacheArgumentError, calling nothing', async () => {
     const loader = jest.fn(() => 1);
-    await expect(stack.wrap('k', loader, { timeouts: { soft: 1 } as never })).rejects.toThrow(
-      'Unknown wrap option "timeouts.soft". Known: hard.',
+    await expect(stack.wrap('k', loader, { timeouts: { sof: 1 } as never })).rejects.toThrow(
+      'Unknown option "timeouts.sof". Known: soft, hard.',
     );
     for (const hard of [0, -1, Number.NaN, Infinity, '2', 2_147_484, null]) {
       const refused = stack.wrap('k', loader, { timeouts: { hard: hard as number } });
@@ -208,7 +208,7 @@ describe.each(tiers)('timeouts.hard on %s (fake timers)', (_tier, adapterOf) => 
       );
     }
     await expect(stack.wrap('k', loader, { timeouts: 5 as never })).rejects.toThrow(
-      'Invalid timeouts 5: expected an object such as { hard: 5 }.',
+      'Invalid timeouts 5: expected an object such as { soft: 1, hard: 5 }.',
     );
     expect(loader).not.toHaveBeenCalled();
   });
@@ -382,23 +382,29 @@ describe.each(backends)('timeouts.hard with real slow loaders on %s', (_backend,
 
 describe('timeouts validation', () => {
   it('refuses an unknown or invalid timeouts field of a decorator when the class is defined', () => {
-    expect(() => Cacheable('k', { timeouts: { soft: 1 } as never })).toThrow(
-      '@Cacheable(): unknown option "timeouts.soft". Known: hard.',
+    expect(() => Cacheable('k', { timeouts: { sof: 1 } as never })).toThrow(
+      '@Cacheable(): unknown option "timeouts.sof". Known: soft, hard.',
     );
     expect(() => Cacheable('k', { timeouts: { hard: 0 } })).toThrow(
       '@Cacheable(): invalid timeouts.hard 0; expected a number of seconds above 0 and at most 2147483.647.',
     );
-    expect(() => Cacheable('k', { grace: 5 } as never)).toThrow(
-      '@Cacheable(): unknown option "grace".',
+    expect(() => Cacheable('k', { graze: 5 } as never)).toThrow(
+      '@Cacheable(): unknown option "graze".',
     );
+    expect(() => Cacheable('k', { timeouts: { soft: 0 } })).toThrow(
+      '@Cacheable(): invalid timeouts.soft 0; expected a number of seconds above 0',
+    );
+    expect(() => Cacheable('k', { grace: 5, timeouts: { soft: 0.1 }, lock: true })).not.toThrow();
     expect(() => Cacheable('k', { timeouts: { hard: 0.5 } })).not.toThrow();
   });
 
   it('refuses an unknown or invalid timeouts field of cacheResult with CacheConfigError', () => {
     const fn = async () => 1;
     expect(() =>
-      cacheResult(fn, { key: () => 'k', name: 'f', timeouts: { soft: 1 } as never }),
-    ).toThrow(new CacheConfigError('cacheResult(f): unknown option "timeouts.soft". Known: hard.'));
+      cacheResult(fn, { key: () => 'k', name: 'f', timeouts: { sof: 1 } as never }),
+    ).toThrow(
+      new CacheConfigError('cacheResult(f): unknown option "timeouts.sof". Known: soft, hard.'),
+    );
     expect(() => cacheResult(fn, { key: () => 'k', name: 'f', timeouts: { hard: -1 } })).toThrow(
       'cacheResult(f): invalid timeouts.hard -1; expected a number of seconds above 0 and at most 2147483.647.',
     );
