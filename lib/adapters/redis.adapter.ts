@@ -15,8 +15,10 @@ import { KEY_LOCK, type KeyLock } from '../interfaces/key-lock';
 import { STORED_WRITER, type StoredWrite } from '../interfaces/stored-write';
 import {
   ENTRY_READER,
+  ENTRY_SWAP,
   ENTRY_UNDO,
   type EntryRead,
+  type EntrySwap,
   type EntryUndo,
   type SharedEntry,
 } from '../interfaces/entry-reader';
@@ -54,6 +56,12 @@ const SCAN_COUNT = 1000;
 /** Deletes KEYS[1] only if it holds ARGV[1]; returns how many keys it deleted. */
 const UNDO_SCRIPT =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/** Compare-and-set: ARGV[1] expected, ARGV[2] new value, ARGV[3] PX (0: no expiry). */
+const SWAP_SCRIPT =
+  "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end " +
+  "if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2]) " +
+  "else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return 1";
 
 /**
  * Where the lock of a key lives: `namespace#lock:key`. A namespace holds no `#` and no `:`, so
@@ -223,6 +231,35 @@ export class RedisCacheAdapter implements CacheAdapter {
           : await this.client.eval(UNDO_SCRIPT, 1, target, token);
       return Number(deleted) > 0;
     },
+  };
+
+  /**
+   * The cache's own compare-and-set (one Lua script, atomic), for `expire` (see `ENTRY_SWAP`).
+   *
+   * @internal
+   */
+  [ENTRY_SWAP](): EntrySwap | undefined {
+    const plain =
+      this.set === RedisCacheAdapter.prototype.set && this.get === RedisCacheAdapter.prototype.get;
+    return plain ? this.entrySwap : undefined;
+  }
+
+  private readonly entrySwap: EntrySwap = async (key, expected, next, ttl) => {
+    const target = redisKey(this.prefix + key);
+    const px = ttl > 0 ? String(Math.max(1, Math.round(ttl * 1000))) : '0';
+    const args = [
+      SWAP_SCRIPT,
+      1,
+      target,
+      JSON.stringify(expected),
+      JSON.stringify(next),
+      px,
+    ] as const;
+    const swapped =
+      typeof target !== 'string' && this.client.isCluster
+        ? await alone(this.client, ['eval', ...args])
+        : await this.client.eval(...args);
+    return Number(swapped) > 0;
   };
 
   private readEntry(key: string): Promise<SharedEntry | undefined> {

@@ -14,6 +14,7 @@ import type {
   CacheLoaderTimeouts,
   CacheLoadingOptions,
 } from '../interfaces/cache-module-options.interface';
+import { entrySwapOf } from '../interfaces/entry-reader';
 import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import type { StoredWrite } from '../interfaces/stored-write';
 import { describeError, describeValue, quote } from '../utils/describe-value';
@@ -389,12 +390,34 @@ export class CacheStack {
       return true;
     }
     try {
-      await this.write(key, expired, seconds);
+      // Compare-and-set where the store offers it: a write made since the read above wins.
+      const swapped = await this.swapEntry(key, stored, expired, seconds);
+      if (swapped === undefined) await this.write(key, expired, seconds);
     } catch (error) {
       this.errors.failed('EXPIRE', key, error);
       return false;
     }
     return true;
+  }
+
+  /**
+   * Replaces `key`'s entry with `next` only while it holds `expected`: `undefined` when the
+   * store cannot compare. With failover, the fallback copy is rewritten too.
+   */
+  private async swapEntry(
+    key: string,
+    expected: unknown,
+    next: unknown,
+    ttl: number,
+  ): Promise<boolean | undefined> {
+    const { remote, failover, twoTier } = this.tiers;
+    if (twoTier) return twoTier.swap(key, expected, next, ttl);
+    if (remote) return entrySwapOf(remote)?.(key, expected, next, ttl);
+    if (!failover) return undefined;
+    const swapped = await failover.remote.swapIfHolds(key, expected, next, ttl);
+    if (swapped === true) await failover.fallback.set(key, next, ttl);
+    else if (swapped === false) await failover.fallback.delete(key);
+    return swapped;
   }
 
   /**

@@ -45,3 +45,29 @@ export function entryUndoOf(adapter: object): EntryUndo | undefined {
   const capable = adapter as { [ENTRY_UNDO]?: () => EntryUndo | undefined };
   return typeof capable[ENTRY_UNDO] === 'function' ? capable[ENTRY_UNDO]() : undefined;
 }
+
+/**
+ * The internal capability of a built-in remote adapter to replace an entry only while it still
+ * holds a given value (compare-and-set, atomic on the server): `expire` rewrites an entry as
+ * stale this way without overwriting a write made since it read the entry.
+ *
+ * @internal
+ */
+export const ENTRY_SWAP = Symbol('cachekit:entrySwap');
+
+/**
+ * Replaces `key`'s value with `next` for `ttl` seconds (`0`: no expiry) if it holds `expected`
+ * (both in their stored form); resolves whether it did. @internal
+ */
+export type EntrySwap = (
+  key: string,
+  expected: unknown,
+  next: unknown,
+  ttl: number,
+) => Promise<boolean>;
+
+/** The compare-and-set `adapter` offers, if any. @internal */
+export function entrySwapOf(adapter: object): EntrySwap | undefined {
+  const capable = adapter as { [ENTRY_SWAP]?: () => EntrySwap | undefined };
+  return typeof capable[ENTRY_SWAP] === 'function' ? capable[ENTRY_SWAP]() : undefined;
+}

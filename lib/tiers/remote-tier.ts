@@ -2,6 +2,7 @@ import type { Logger } from '@nestjs/common';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import {
   entryReaderOf,
+  entrySwapOf,
   entryUndoOf,
   type EntryRead,
   type SharedEntry,
@@ -203,6 +204,30 @@ export class RemoteTier {
       },
       release: (key, token) => this.timed(() => lock.release(key, token)),
     };
+  }
+
+  /**
+   * Replaces `key`'s value with `next` only while the store holds `expected` (see
+   * `ENTRY_SWAP`); `undefined` when the store cannot compare, fails or is skipped (the caller
+   * then writes as usual, which journals the key when the store is away).
+   */
+  async swapIfHolds(
+    key: string,
+    expected: unknown,
+    next: unknown,
+    ttl: number,
+  ): Promise<boolean | undefined> {
+    const swap = entrySwapOf(this.store);
+    if (!swap || !this.routes(key)) return undefined;
+    const epoch = this.breaker.epoch;
+    try {
+      const swapped = await this.timed(() => swap(key, expected, next, ttl));
+      this.breaker.recordSuccess(epoch);
+      return swapped;
+    } catch (error) {
+      this.failed('SET', quote(key), 'written as usual', error, epoch);
+      return undefined;
+    }
   }
 
   /** Whether calls go to the store now (circuit closed). */

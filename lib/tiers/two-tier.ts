@@ -1,6 +1,11 @@
 import type { BusMessage, BusState, CacheBus } from '../bus/cache-bus';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
-import { entryReaderOf, entryUndoOf, type SharedEntry } from '../interfaces/entry-reader';
+import {
+  entryReaderOf,
+  entrySwapOf,
+  entryUndoOf,
+  type SharedEntry,
+} from '../interfaces/entry-reader';
 import type { StoredWrite } from '../interfaces/stored-write';
 import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import type { LocalTier } from './local-tier';
@@ -33,11 +38,22 @@ export interface SharedTier {
   ping(): Promise<unknown>;
   /** The tier's fleet-wide lock (`lock`), if it has one. */
   readonly keyLock: KeyLock | undefined;
+  /**
+   * Replaces `key`'s value with `next` only while it holds `expected`; `undefined` when the
+   * tier cannot compare (or, failover, is away).
+   */
+  swapIfHolds(
+    key: string,
+    expected: unknown,
+    next: unknown,
+    ttl: number,
+  ): Promise<boolean | undefined>;
 }
 
 /** A plain remote store (no failover) as a {@link SharedTier}. @internal */
 export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTier {
   const undo = entryUndoOf(store);
+  const swap = entrySwapOf(store);
   const read =
     entryReaderOf(store) ??
     ((key: string) =>
@@ -57,6 +73,8 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
     clear: () => store.clear(),
     ping: () => (store.ping ? store.ping() : store.has('__cachekit:probe__')),
     keyLock: keyLockOf(store),
+    swapIfHolds: (key, expected, next, ttl) =>
+      swap ? swap(key, expected, next, ttl) : Promise.resolve(undefined),
   };
 }
 
@@ -71,6 +89,7 @@ export function failoverShared(remote: RemoteTier): SharedTier {
     clear: () => remote.clear(),
     ping: () => remote.ping(),
     keyLock: remote.keyLock,
+    swapIfHolds: (key, expected, next, ttl) => remote.swapIfHolds(key, expected, next, ttl),
   };
 }
 
@@ -304,6 +323,26 @@ export class TwoTier implements CacheAdapter {
       if (derived && ticket.stale === 'remote') await this.undoLoad(key, value);
     }
     if (!early) this.publish({ keys: [key] });
+  }
+
+  /**
+   * Replaces `key`'s L2 value with `next` only while it holds `expected` (`expire`), dropping
+   * the L1 copy here and, through the bus, everywhere. `undefined` when L2 cannot compare (or
+   * is away): the caller then writes as usual.
+   */
+  async swap(
+    key: string,
+    expected: unknown,
+    next: unknown,
+    ttl: number,
+  ): Promise<boolean | undefined> {
+    this.invalidateKey(key);
+    try {
+      return await this.shared.swapIfHolds(key, expected, next, ttl);
+    } finally {
+      this.invalidateKey(key);
+      this.publish({ keys: [key] });
+    }
   }
 
   async delete(key: string): Promise<boolean> {
