@@ -68,7 +68,9 @@ describe('expire() against a concurrent write, on a real redis-server', () => {
       const namespace = uniqueNamespace('expire-race');
       app = await boot({ provider: 'redis', redis: { url: server.url }, namespace, ...extra });
       const cache = app.app.get(CacheService);
-      const stack = app.app.get(CacheStack) as unknown as { store: CacheAdapter };
+      const stack: { store: CacheAdapter } = app.app.get<CacheStack, { store: CacheAdapter }>(
+        CacheStack,
+      );
       await cache.set('k', 'old', { ttl: 60, grace: 600 });
       // Another instance writes the key right after expire() has read it.
       const store = stack.store;
