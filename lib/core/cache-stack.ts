@@ -189,9 +189,13 @@ export class CacheStack {
   private readonly write: StoredWrite;
   /** Writes a loader's value (two tiers: undone if another instance changed the key meanwhile). */
   private readonly writeLoaded: StoredWrite;
-  /** The module's loading options, and the same without its timeouts (`CacheInterceptor`). */
+  /**
+   * The module's loading options, and those of `CacheInterceptor`'s loads: without the module's
+   * timeouts and refresh-ahead, since its loader answers a request (a slow client stretches
+   * it, and a background run would have no request of its own to answer).
+   */
   private readonly policy: LoadPolicy;
-  private readonly untimedPolicy: LoadPolicy;
+  private readonly routePolicy: LoadPolicy;
   /** The fleet-wide lock of the shared store, if it has one (`lock`). */
   private readonly keyLock: KeyLock | undefined;
   /** Keys whose refresh failed, with the time (ms) until which their stale value is served. */
@@ -215,7 +219,12 @@ export class CacheStack {
       ? (key, value, ttl) => twoTier.write(key, value, ttl, true)
       : this.write;
     this.policy = options.loading ?? loadPolicyOf(DEFAULT_LOAD_POLICY, options);
-    this.untimedPolicy = { ...this.policy, soft: undefined, hard: undefined };
+    this.routePolicy = {
+      ...this.policy,
+      soft: undefined,
+      hard: undefined,
+      refreshAhead: undefined,
+    };
     this.keyLock = tiers.remote
       ? keyLockOf(tiers.remote)
       : (tiers.failover?.remote.keyLock ?? twoTier?.keyLock);
@@ -498,9 +507,10 @@ export class CacheStack {
    *
    * @param read `false`: load without reading first (a decorated call whose earlier cache call
    *   failed does not wait for the same dead backend again).
-   * @param moduleTimeouts `true` for the loaders the module's `timeouts` bound (`wrap`,
-   *   `@Cacheable`, `cacheResult`); `CacheInterceptor` leaves it off: its load includes sending
-   *   the response, which a slow client may stretch. Timeouts given in `ttl` always apply.
+   * @param moduleTimeouts `true` for the loaders the module's `timeouts` and `refreshAhead`
+   *   apply to (`wrap`, `@Cacheable`, `cacheResult`); `CacheInterceptor` leaves it off: its
+   *   load includes sending the response, which a slow client may stretch, and cannot run in
+   *   the background. Options given in `ttl` always apply.
    */
   wrap<T>(
     key: string,
@@ -512,7 +522,7 @@ export class CacheStack {
     let load: Load<T>;
     try {
       assertKey(key);
-      const base = moduleTimeouts ? this.policy : this.untimedPolicy;
+      const base = moduleTimeouts ? this.policy : this.routePolicy;
       if (typeof ttl === 'object' && ttl !== null) {
         checkWrapOptions(ttl);
         load = {
