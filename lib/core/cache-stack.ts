@@ -643,9 +643,20 @@ export class CacheStack {
     const { soft, hard } = load.policy;
     const bound = soft === undefined ? hard : hard === undefined ? soft : Math.min(soft, hard);
     if (bound === undefined) return promise.then(answered, () => staleAnswer);
-    return withTimeout(promise, Math.max(1, Math.round(bound * 1000))).then(
+    const which = bound === soft ? 'timeouts.soft' : 'timeouts.hard';
+    // A loader's own failure is logged once by `load`; a timeout passing, here (rate-limited).
+    const timedOut = (): void =>
+      this.errors.warn(
+        'loader:stale-timeout',
+        `Cache loader of ${quote(load.key)} still running after ${bound} s (${which}); ` +
+          `serving its stale value (grace) while it completes in the background`,
+      );
+    return withTimeout(promise, Math.max(1, Math.round(bound * 1000)), () => STALE_TIMEOUT).then(
       answered,
-      () => staleAnswer,
+      (error: unknown) => {
+        if (error === STALE_TIMEOUT) timedOut();
+        return staleAnswer;
+      },
     );
   }
 
@@ -927,6 +938,9 @@ export class CacheStack {
     };
   }
 }
+
+/** The rejection of a caller's wait that a timeout ended (not the loader's own error). */
+const STALE_TIMEOUT = new Error('stale timeout');
 
 /** How many keys at most are remembered as backing off (a bound on the stack's memory). */
 const MAX_BACKOFF_KEYS = 10_000;
