@@ -188,7 +188,12 @@ export class CacheStack {
   /** Writes a value this stack has checked (`toStorable`) to {@link store}. */
   private readonly write: StoredWrite;
   /** Writes a loader's value (two tiers: undone if another instance changed the key meanwhile). */
-  private readonly writeLoaded: StoredWrite;
+  private readonly writeLoaded: (
+    key: string,
+    value: unknown,
+    ttl: number,
+    replacing: boolean,
+  ) => Promise<unknown>;
   /**
    * The module's loading options, and those of `CacheInterceptor`'s loads: without the module's
    * timeouts and refresh-ahead, since its loader answers a request (a slow client stretches
@@ -215,9 +220,10 @@ export class CacheStack {
     this.store = twoTier ?? (tiers.local ? tiers.local.store : (tiers.remote ?? tiers.failover));
     const store = this.store;
     this.write = (tiers.remote && tiers.write) ?? ((key, value, ttl) => store.set(key, value, ttl));
+    const write = this.write;
     this.writeLoaded = twoTier
-      ? (key, value, ttl) => twoTier.write(key, value, ttl, true)
-      : this.write;
+      ? (key, value, ttl, replacing) => twoTier.write(key, value, ttl, true, !replacing)
+      : (key, value, ttl) => write(key, value, ttl);
     this.policy = options.loading ?? loadPolicyOf(DEFAULT_LOAD_POLICY, options);
     this.routePolicy = {
       ...this.policy,
@@ -554,14 +560,18 @@ export class CacheStack {
     }
     const near = this.twoTier?.peek(key);
     if (near !== undefined) return this.answer(load, near);
+    // A read that failed has cost this caller one command timeout: the lock is not tried on the
+    // same dead backend (it would cost another one; issue 10). The load fails open.
+    const failures = this.errors.failures;
     return this.errors
       .guarded('GET', key, () => this.store.get(key), undefined)
       .then((cached) => {
         // A concurrent caller may have started the load while we awaited the read.
         const raced = this.flights.joinable(key);
-        if (cached === undefined)
-          return raced ? this.join(load, raced) : this.startLoad(load, undefined);
-        return this.answer(load, cached, raced);
+        if (cached !== undefined) return this.answer(load, cached, raced);
+        if (raced) return this.join(load, raced);
+        const failed = this.errors.failures !== failures;
+        return this.startLoad(failed ? { ...load, lockless: true } : load, undefined);
       });
   }
 
@@ -575,7 +585,9 @@ export class CacheStack {
     const envelope = this.opened(load.key, stored);
     const flight = raced ?? this.flights.joinable(load.key);
     if (envelope === undefined) {
-      return flight ? this.join(load, flight) : this.startLoad(load, undefined);
+      return flight
+        ? this.join(load, flight)
+        : this.startLoad({ ...load, replaces: true }, undefined);
     }
     const now = Date.now();
     if (!isStale(envelope, now)) {
@@ -620,6 +632,7 @@ export class CacheStack {
     const flight = this.flights.begin(load.key);
     flight.stale = stale;
     if (load.refresh) flight.background = true;
+    flight.replaces = stale !== undefined || load.refresh === true || load.replaces === true;
     (flight as { promise: Promise<unknown> }).promise = this.load(load, flight);
     return this.awaitLoad(load, flight, 'miss');
   }
@@ -665,7 +678,7 @@ export class CacheStack {
     let token: string | undefined;
     let value: T;
     try {
-      if (policy.lock && this.keyLock) {
+      if (policy.lock && this.keyLock && !load.lockless) {
         const fleet = await this.awaitFleet(load, this.keyLock, policy.lock, flight);
         if (fleet.found !== undefined) {
           flight.found = true;
@@ -752,10 +765,14 @@ export class CacheStack {
         // Together, one round trip: the holder before us may have stored the value and released
         // between our read and this attempt.
         const acquiring = lock.acquire(key, token, Math.ceil(timing.ttl * 1000));
-        [taken, found] = await withTimeout(
-          Promise.all([acquiring, this.readFresh(key, due)]),
-          left,
-        ).catch((error: unknown) => {
+        const reading = this.readFresh(key, due);
+        // A lock that fails open (circuit open, store failing) does not wait for the read sent
+        // with it: on a store that is failing, that read may cost another timeout.
+        const attempt = acquiring.then(
+          (got): [boolean | undefined, unknown] | Promise<[boolean | undefined, unknown]> =>
+            got === undefined ? [undefined, undefined] : reading.then((value) => [got, value]),
+        );
+        [taken, found] = await withTimeout(attempt, left).catch((error: unknown) => {
           // Taken after all once we stopped waiting: let it go rather than hold it to its TTL.
           acquiring.then((late) => late && this.release(key, token)).catch(() => undefined);
           throw error;
@@ -891,7 +908,7 @@ export class CacheStack {
     return this.errors.guarded<unknown>(
       'SET',
       key,
-      () => this.writeLoaded(key, sealed, seconds),
+      () => this.writeLoaded(key, sealed, seconds, flight.replaces === true),
       undefined,
       nothing,
     ) as Promise<void>;
@@ -961,8 +978,12 @@ interface Load<T> {
   readonly ttl: number;
   readonly unless: ((value: T) => boolean) | undefined;
   readonly policy: LoadPolicy;
+  /** The read before this load failed: load without the lock (fail open at once). */
+  readonly lockless?: boolean;
   /** A refresh-ahead: nobody waits for it. */
   readonly refresh?: boolean;
+  /** Started over an entry the store holds (stale, corrupt, due for a refresh). */
+  readonly replaces?: boolean;
 }
 
 /**

@@ -20,6 +20,8 @@ export interface Flight {
   found?: boolean;
   /** A refresh-ahead: callers read the cached entry instead of joining it. */
   background?: boolean;
+  /** The load replaces an entry the store holds: its write must not be `NX` (l1). */
+  replaces?: boolean;
 }
 
 /**

@@ -191,7 +191,9 @@ export class RemoteTier {
     if (lock === undefined) return undefined;
     return {
       acquire: async (key, token, ttlMs) => {
-        if (!this.routes(key)) return undefined;
+        // Also while failures count up to the threshold: the call that just failed cost its
+        // caller one timeout; the lock must not cost another.
+        if (!this.routes(key) || this.breaker.failures > 0) return undefined;
         const epoch = this.breaker.epoch;
         try {
           const taken = await this.timed(() => lock.acquire(key, token, ttlMs));

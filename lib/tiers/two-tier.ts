@@ -290,7 +290,13 @@ export class TwoTier implements CacheAdapter {
    * another instance while it is written, or within {@link RECENT_LOAD_MS} after, deletes it
    * from L2 again: the other instance's change may have reached Redis first.
    */
-  async write(key: string, value: unknown, ttl: number, derived: boolean): Promise<void> {
+  async write(
+    key: string,
+    value: unknown,
+    ttl: number,
+    derived: boolean,
+    ifAbsent = derived,
+  ): Promise<void> {
     const started = Date.now();
     // A read of the key already in flight was sent before this write: what it brings back is
     // older, and its fill may run after this one (its reply takes more steps to settle).
@@ -304,7 +310,7 @@ export class TwoTier implements CacheAdapter {
     const early = this.bus?.ordered === true;
     let written: boolean;
     try {
-      const writing = this.shared.write(key, value, ttl, derived);
+      const writing = this.shared.write(key, value, ttl, ifAbsent);
       if (early) this.publish({ keys: [key] });
       written = await writing;
     } catch (error) {
