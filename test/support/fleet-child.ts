@@ -13,6 +13,8 @@ import {
   type FleetRequest,
   type Json,
   type Read,
+  type StormResult,
+  type StormVariant,
 } from './fleet';
 
 /**
@@ -84,6 +86,13 @@ function send(message: FleetMessage): Promise<void> {
   });
 }
 
+/** The `@Cacheable` variant with these options (field order and absent fields do not matter). */
+function variantId(variant: StormVariant): string {
+  const { ttl, lock } = variant;
+  const timing = typeof lock === 'object' ? [lock.ttl ?? null, lock.wait ?? null] : (lock ?? null);
+  return JSON.stringify([ttl ?? null, timing]);
+}
+
 function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
@@ -106,15 +115,51 @@ async function main(): Promise<void> {
 
   if (process.env.CACHEKIT_FLEET_NEST_DIR) redirectNest(process.env.CACHEKIT_FLEET_NEST_DIR);
   /* eslint-disable @typescript-eslint/no-require-imports -- loaded after the redirect above */
-  const { Module } = require('@nestjs/common') as typeof import('@nestjs/common');
+  const { Injectable, Module } = require('@nestjs/common') as typeof import('@nestjs/common');
   const { NestFactory } = require('@nestjs/core') as typeof import('@nestjs/core');
-  const { CacheModule, CacheService } = require('../../lib') as typeof import('../../lib');
+  const { Cacheable, CacheModule, CacheService } =
+    require('../../lib') as typeof import('../../lib');
   const { CacheStack } =
     require('../../lib/core/cache-stack') as typeof import('../../lib/core/cache-stack');
+  const { withCacheStatus } =
+    require('../../lib/runtime/cache-status') as typeof import('../../lib/runtime/cache-status');
+  const { Redis } = require('ioredis') as typeof import('ioredis');
   /* eslint-enable @typescript-eslint/no-require-imports */
 
+  // `storm` via `@Cacheable`: one decorated method per variant the parent asked for, on a provider
+  // the application's explorer binds like any other. The method runs the loader of the storm
+  // named by its second argument; the key is its first.
+  const variants = JSON.parse(process.env.CACHEKIT_FLEET_CACHEABLE ?? '[]') as StormVariant[];
+  const stormLoaders = new Map<number, () => Promise<Json>>();
+  class FleetCacheables {}
+  const methods = new Map<string, string>();
+  variants.forEach((variant, i) => {
+    const name = `variant${i}`;
+    const descriptor: PropertyDescriptor = {
+      value: function (this: unknown, _key: string, storm: number): Promise<Json> {
+        const loader = stormLoaders.get(storm);
+        if (!loader) return Promise.reject(new Error(`no storm ${storm}`));
+        return loader();
+      },
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    };
+    Cacheable({ key: (key: unknown) => String(key), ...variant })(
+      FleetCacheables.prototype,
+      name,
+      descriptor,
+    );
+    Object.defineProperty(FleetCacheables.prototype, name, descriptor);
+    methods.set(variantId(variant), name);
+  });
+  Injectable()(FleetCacheables);
+
   class FleetAppModule {}
-  Module({ imports: [CacheModule.forRoot({ ...options, isGlobal: true })] })(FleetAppModule);
+  Module({
+    imports: [CacheModule.forRoot({ ...options, isGlobal: true })],
+    providers: [FleetCacheables],
+  })(FleetAppModule);
 
   const app = await NestFactory.createApplicationContext(FleetAppModule, {
     logger: ['error', 'warn'],
@@ -134,6 +179,22 @@ async function main(): Promise<void> {
   };
   const watches = new Map<number, Promise<{ seenAt: number; reads: number }>>();
   let nextWatch = 1;
+  const cacheables = app.get<
+    typeof FleetCacheables,
+    Record<string, (key: string, storm: number) => Promise<Json>>
+  >(FleetCacheables);
+  let nextStorm = 1;
+  const counters = new Map<string, InstanceType<typeof Redis>>();
+  const counterClient = (url: string) => {
+    let client = counters.get(url);
+    if (!client) {
+      // Never retried: a counter that went away must not hold the loader (the count is lost).
+      client = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: true });
+      client.on('error', () => undefined);
+      counters.set(url, client);
+    }
+    return client;
+  };
 
   const read = async (key: string): Promise<Read> => {
     const value = await cache.get<Json>(key);
@@ -274,6 +335,92 @@ async function main(): Promise<void> {
       };
       await Promise.all(Array.from({ length: workers }, (_v, w) => worker(w)));
       return counts;
+    },
+    storm: async ({ key, callers, via, value, ttl, lock, loaderMs = 0, gate: name, counter }) => {
+      const storm = nextStorm++;
+      const result: StormResult = {
+        values: [],
+        statuses: {},
+        errors: 0,
+        loaderCalls: 0,
+        counted: [],
+        startedAt: 0,
+        settledAt: new Array<number>(callers).fill(0),
+        durationMs: 0,
+      };
+      const loader = async (): Promise<Json> => {
+        loaderCalls++;
+        result.loaderCalls++;
+        result.loadStartedAt ??= now();
+        if (counter) {
+          try {
+            result.counted.push(await counterClient(counter.url).incr(counter.key));
+          } catch (error) {
+            result.countError ??= errorText(error);
+          }
+        }
+        if (loaderMs > 0) await new Promise((r) => setTimeout(r, loaderMs));
+        if (name !== undefined) {
+          const entry = gate(name);
+          entry.started.resolve(null);
+          await entry.opened.promise;
+          gates.delete(name);
+        }
+        result.loadDoneAt ??= now();
+        return { value, by: index, pid: process.pid };
+      };
+      const variant: StormVariant = {
+        ...(ttl !== undefined ? { ttl } : {}),
+        ...(lock !== undefined ? { lock } : {}),
+      };
+      const count = (status: string) => {
+        result.statuses[status] = (result.statuses[status] ?? 0) + 1;
+      };
+      let call: () => Promise<Json>;
+      if (via === 'wrap') {
+        // What `CacheService.wrap(key, loader, { ttl, lock })` calls, minus dropping the status.
+        call = () =>
+          stack.wrap(key, loader, variant, true, true).then(({ value: v, status }) => {
+            count(status);
+            return v;
+          });
+      } else {
+        const method = methods.get(variantId(variant));
+        if (method === undefined) {
+          throw new Error(
+            `no @Cacheable variant ${JSON.stringify(variant)}: pass it in Fleet.start({ cacheable })`,
+          );
+        }
+        stormLoaders.set(storm, loader);
+        // The status each call reports to the request it runs in (what `X-Cache` is made of).
+        const recorder = { record: count } as unknown as Parameters<typeof withCacheStatus>[0];
+        call = () => withCacheStatus(recorder, () => cacheables[method](key, storm));
+      }
+      const seen = new Map<string, { value: Json; callers: number }>();
+      result.startedAt = now();
+      try {
+        await Promise.all(
+          Array.from({ length: callers }, async (_v, i) => {
+            try {
+              const got = await call();
+              const text = JSON.stringify(got);
+              const entry = seen.get(text) ?? { value: got, callers: 0 };
+              entry.callers++;
+              seen.set(text, entry);
+            } catch (error) {
+              result.errors++;
+              result.firstError ??= errorText(error);
+            } finally {
+              result.settledAt[i] = now();
+            }
+          }),
+        );
+      } finally {
+        stormLoaders.delete(storm);
+      }
+      result.values = [...seen.values()];
+      result.durationMs = Math.max(...result.settledAt) - result.startedAt;
+      return result;
     },
     clock: () => ({ now: now() }),
     stats: () => {

@@ -71,6 +71,43 @@ export interface ChurnCounts {
   firstError?: string;
 }
 
+/** A `lock` option as a storm passes it (see {@link FleetCommands.storm}). */
+export type StormLock = boolean | { ttl?: number; wait?: number };
+
+/**
+ * The options of one `@Cacheable` method a child provides (see {@link FleetOptions.cacheable}):
+ * a storm `via: 'cacheable'` calls the method whose options equal its own `ttl` and `lock`.
+ */
+export interface StormVariant {
+  ttl?: number;
+  lock?: StormLock;
+}
+
+/** What one process's {@link FleetCommands.storm} saw. */
+export interface StormResult {
+  /** The distinct values the callers resolved, with how many callers got each. */
+  values: Array<{ value: Json; callers: number }>;
+  /** How the calls answered (`WrapStatus` → callers), as the stack reported it. */
+  statuses: Record<string, number>;
+  errors: number;
+  firstError?: string;
+  /** Loader calls of this storm in this process. */
+  loaderCalls: number;
+  /** What each `INCR` of the counter answered (in this process). */
+  counted: number[];
+  /** The first `INCR` failure, if any (the loader goes on without counting). */
+  countError?: string;
+  /** Child clock: the first call was made. */
+  startedAt: number;
+  /** Child clock: the first loader call of this process started / returned. */
+  loadStartedAt?: number;
+  loadDoneAt?: number;
+  /** Child clock: when each caller's call settled, in call order. */
+  settledAt: number[];
+  /** From the first call to the last settled, in ms. */
+  durationMs: number;
+}
+
 /**
  * Every command a child serves: its arguments and what it answers. A command that throws
  * answers with the error's message, and {@link Fleet.call} rejects with it.
@@ -136,6 +173,32 @@ export interface FleetCommands {
     };
     result: ChurnCounts;
   };
+  /**
+   * Fires `callers` concurrent calls on `key` at once (issue 13, item 4), either
+   * `CacheService.wrap(key, loader, { ttl, lock })` (`via: 'wrap'`, through `CacheStack.wrap`
+   * for the statuses: the call `CacheService.wrap` makes) or a provider method decorated with
+   * `@Cacheable({ key, ttl, lock })` (`via: 'cacheable'`: one of {@link FleetOptions.cacheable},
+   * the one whose options equal `ttl` and `lock`). The loader counts itself in this process and,
+   * with `counter`, with `INCR counter.key` on a raw client of `counter.url` (another Redis than
+   * the cache's, so it counts across processes when the cache's Redis is down); then waits
+   * `loaderMs`, then, with `gate`, until `release` opens it (see `wrap`); it resolves
+   * `{ value, by: <process index>, pid }`. Resolves once every call has settled.
+   */
+  storm: {
+    args: {
+      key: string;
+      callers: number;
+      via: 'wrap' | 'cacheable';
+      value: Json;
+      ttl?: number;
+      /** Left out: the module's lock (none in the fleets of the tests). */
+      lock?: StormLock;
+      loaderMs?: number;
+      gate?: string;
+      counter?: { url: string; key: string };
+    };
+    result: StormResult;
+  };
   /** The child's clock. */
   clock: { args: Record<string, never>; result: { now: number } };
   stats: { args: Record<string, never>; result: FleetStats };
@@ -168,6 +231,12 @@ export interface FleetOptions {
   bootTimeoutMs?: number;
   /** Default timeout of {@link Fleet.call}. @default 10000 */
   callTimeoutMs?: number;
+  /**
+   * `@Cacheable` methods every child provides for `storm` (`via: 'cacheable'`): decorator
+   * options are fixed when a class is defined, so each variant is defined at boot.
+   * @default []
+   */
+  cacheable?: StormVariant[];
 }
 
 const ROOT = join(__dirname, '..', '..');
@@ -317,6 +386,7 @@ export class Fleet {
           CACHEKIT_FLEET_OPTIONS: JSON.stringify(options.cache),
           CACHEKIT_FLEET_INDEX: String(i),
           CACHEKIT_FLEET_NEST_DIR: nestDir ?? '',
+          CACHEKIT_FLEET_CACHEABLE: JSON.stringify(options.cacheable ?? []),
         },
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       });
@@ -388,6 +458,20 @@ export class Fleet {
   /** The tail of every child's output (for failure messages). */
   output(): string {
     return this.members.map((m) => m.describeOutput()).join('');
+  }
+
+  /**
+   * Sends `signal` to process `index` by its pid and, unless it is `SIGSTOP`/`SIGCONT`, waits
+   * until it has exited (its pending calls reject). A crash, not a shutdown: nothing is closed.
+   */
+  async kill(index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const member = this.members[index];
+    if (!member) throw new RangeError(`no process ${index} in a fleet of ${this.size}`);
+    const { child } = member;
+    if (member.exited || child.pid === undefined) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    process.kill(child.pid, signal);
+    if (signal !== 'SIGSTOP' && signal !== 'SIGCONT') await exited;
   }
 
   /**
