@@ -95,6 +95,24 @@ export class CacheService {
     return this.stack.expire(key);
   }
 
+  /**
+   * Invalidates every entry carrying one of `tags` (given to `set`, `wrap`, `@Cacheable`,
+   * `@CachePut` or `cacheResult`), on every instance. The cost does not depend on how many
+   * entries carry the tags: their invalidation time is recorded and an entry created before it
+   * no longer answers (lazy invalidation); an entry written afterwards is served. Loads in
+   * flight whose value carries one of the tags are not stored. A backend failure is logged,
+   * never thrown.
+   *
+   * @example
+   * ```ts
+   * await cache.set(`product:${id}`, product, { ttl: 600, tags: [`product:${id}`, 'products'] });
+   * await cache.deleteByTag(`product:${id}`); // every entry about product 42, wherever its key
+   * ```
+   */
+  deleteByTag(tags: string | readonly string[]): Promise<void> {
+    return this.stack.deleteByTag(tags);
+  }
+
   /** Resolves `true` exactly when {@link get} would hit (an unexpired, readable entry). */
   has(key: string): Promise<boolean> {
     return this.stack.has(key);

@@ -12,6 +12,7 @@ import {
 } from '../config/validators';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import { KEY_LOCK, type KeyLock } from '../interfaces/key-lock';
+import { TAG_STORE, type TagStore } from '../interfaces/tag-store';
 import { STORED_WRITER, type StoredWrite } from '../interfaces/stored-write';
 import {
   ENTRY_READER,
@@ -70,6 +71,16 @@ const SWAP_SCRIPT =
  * namespace's locks. No `{}` hash tag is added: a key's own braces keep their meaning.
  */
 const LOCK_INFIX = '#lock:';
+
+/** Where a tag's invalidation time lives: `namespace#tag:tag` (apart as the locks are). */
+const TAG_INFIX = '#tag:';
+
+/** Keeps the later of two invalidation times: ARGV[1] the time, ARGV[2] PX (0: no expiry). */
+const TAG_MARK_SCRIPT =
+  "local old = tonumber(redis.call('GET', KEYS[1])) " +
+  'if old ~= nil and old >= tonumber(ARGV[1]) then return 0 end ' +
+  "if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1]) " +
+  "else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 1";
 
 /**
  * Redis backend on ioredis. Values are stored as JSON strings (readable with `redis-cli GET`),
@@ -260,6 +271,46 @@ export class RedisCacheAdapter implements CacheAdapter {
         ? await alone(this.client, ['eval', ...args])
         : await this.client.eval(...args);
     return Number(swapped) > 0;
+  };
+
+  /**
+   * The cache's tag records (see `TAG_STORE`): one key per tag, `namespace#tag:tag`, read with
+   * one GET each (pipelined; on a Cluster each goes to its own slot's node: no CROSSSLOT) and
+   * raised with a Lua max.
+   *
+   * @internal
+   */
+  [TAG_STORE](): TagStore {
+    return this.tagStore;
+  }
+
+  private readonly tagStore: TagStore = {
+    read: (tags) =>
+      Promise.all(
+        tags.map((tag) => {
+          const target = redisKey(this.namespace + TAG_INFIX + tag);
+          const reply: Promise<string | null> =
+            typeof target !== 'string' && this.client.isCluster
+              ? alone<string | null>(this.client, ['get', target])
+              : this.client.get(target);
+          return reply.then((raw) => {
+            const at = raw === null ? NaN : Number(raw);
+            return Number.isFinite(at) ? at : undefined;
+          });
+        }),
+      ),
+    mark: async (tags, at, ttlMs) => {
+      const px = ttlMs > 0 ? String(Math.max(1, Math.ceil(ttlMs))) : '0';
+      await Promise.all(
+        tags.map((tag) => {
+          const target = redisKey(this.namespace + TAG_INFIX + tag);
+          const args = [TAG_MARK_SCRIPT, 1, target, String(at), px] as const;
+          return typeof target !== 'string' && this.client.isCluster
+            ? alone(this.client, ['eval', ...args])
+            : this.client.eval(...args);
+        }),
+      );
+    },
   };
 
   private readEntry(key: string): Promise<SharedEntry | undefined> {

@@ -11,6 +11,8 @@ export interface BusMessage {
   readonly prefixes?: readonly string[];
   /** The whole namespace was cleared. */
   readonly clear?: boolean;
+  /** Tags invalidated (`deleteByTag`), each with its invalidation time (ms). */
+  readonly tags?: ReadonlyArray<readonly [string, number]>;
 }
 
 /**

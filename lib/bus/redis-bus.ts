@@ -45,6 +45,16 @@ interface WireMessage {
   k?: string[];
   p?: string[];
   c?: 1;
+  /** Tags invalidated, with their times. */
+  t?: Array<[string, number]>;
+}
+
+/** What one tick's changes add up to, before they are sent. */
+interface Pending {
+  keys: Set<string>;
+  prefixes: Set<string>;
+  tags: Map<string, number>;
+  clear: boolean;
 }
 
 /**
@@ -75,7 +85,7 @@ export class RedisBus implements CacheBus {
   private stopped = true;
   /** Stopped for good: nothing more is published (before `start`, publishing already works). */
   private closed = false;
-  private pending: { keys: Set<string>; prefixes: Set<string>; clear: boolean } | undefined;
+  private pending: Pending | undefined;
   /** Payloads whose PUBLISH failed, oldest first. */
   private buffered: string[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
@@ -118,7 +128,7 @@ export class RedisBus implements CacheBus {
   publish(message: BusMessage): void {
     if (this.closed) return;
     if (!this.pending) {
-      this.pending = { keys: new Set(), prefixes: new Set(), clear: false };
+      this.pending = { keys: new Set(), prefixes: new Set(), tags: new Map(), clear: false };
       process.nextTick(() => this.flush());
     }
     const pending = this.pending;
@@ -126,6 +136,9 @@ export class RedisBus implements CacheBus {
     if (pending.clear) return;
     message.keys?.forEach((key) => pending.keys.add(key));
     message.prefixes?.forEach((prefix) => pending.prefixes.add(prefix));
+    message.tags?.forEach(([tag, at]) => {
+      if (!(at <= (pending.tags.get(tag) ?? -Infinity))) pending.tags.set(tag, at);
+    });
   }
 
   async start(): Promise<void> {
@@ -280,6 +293,7 @@ export class RedisBus implements CacheBus {
       keys: message.k,
       prefixes: message.p,
       clear: message.c === 1,
+      tags: message.t,
     });
   }
 
@@ -338,16 +352,17 @@ function afterPendingIo(): Promise<void> {
   return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
-function encode(
-  origin: string,
-  pending: { keys: Set<string>; prefixes: Set<string>; clear: boolean },
-): string[] {
+function encode(origin: string, pending: Pending): string[] {
   if (pending.clear) return [JSON.stringify({ o: origin, c: 1 } satisfies WireMessage)];
   const payloads: string[] = [];
   const keys = [...pending.keys];
   const prefixes = [...pending.prefixes];
   for (let i = 0; i < keys.length; i += MAX_ITEMS_PER_MESSAGE) {
     payloads.push(JSON.stringify({ o: origin, k: keys.slice(i, i + MAX_ITEMS_PER_MESSAGE) }));
+  }
+  const tags = [...pending.tags];
+  for (let i = 0; i < tags.length; i += MAX_ITEMS_PER_MESSAGE) {
+    payloads.push(JSON.stringify({ o: origin, t: tags.slice(i, i + MAX_ITEMS_PER_MESSAGE) }));
   }
   for (let i = 0; i < prefixes.length; i += MAX_ITEMS_PER_MESSAGE) {
     payloads.push(
@@ -369,13 +384,28 @@ function decode(payload: string): WireMessage | undefined {
     return undefined;
   }
   if (parsed === null || typeof parsed !== 'object') return undefined;
-  const { o, k, p, c } = parsed as Record<string, unknown>;
+  const { o, k, p, c, t } = parsed as Record<string, unknown>;
   if (typeof o !== 'string') return undefined;
   if (k !== undefined && !isStringArray(k)) return undefined;
   if (p !== undefined && !isStringArray(p)) return undefined;
   if (c !== undefined && c !== 1) return undefined;
-  if (k === undefined && p === undefined && c === undefined) return undefined;
+  if (t !== undefined && !isTagTimes(t)) return undefined;
+  if (k === undefined && p === undefined && c === undefined && t === undefined) return undefined;
   return parsed as WireMessage;
+}
+
+function isTagTimes(value: unknown): value is Array<[string, number]> {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (pair) =>
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        typeof pair[0] === 'string' &&
+        typeof pair[1] === 'number' &&
+        Number.isFinite(pair[1]),
+    )
+  );
 }
 
 function isStringArray(value: unknown): value is string[] {

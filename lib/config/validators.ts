@@ -178,6 +178,22 @@ export function loadingOptionsProblem(options: object): OptionProblem | undefine
   return undefined;
 }
 
+/** Tags one entry may carry at most. @internal */
+export const MAX_TAGS = 100;
+
+/**
+ * `undefined` for a list of 1 to {@link MAX_TAGS} non-empty strings (the tags of an entry, or
+ * those `deleteByTag` invalidates), else what it must be.
+ * @internal
+ */
+export function tagsProblem(tags: unknown): string | undefined {
+  return Array.isArray(tags) &&
+    tags.length <= MAX_TAGS &&
+    tags.every((tag) => typeof tag === 'string' && tag.length > 0)
+    ? undefined
+    : `an array of at most ${MAX_TAGS} non-empty strings`;
+}
+
 /**
  * The one wording of a rejected TTL argument (`set`, `wrap`, the adapters):
  * `Invalid ttl <value as given>: expected ...`. A string is shown quoted — `"60"`, not `60` —

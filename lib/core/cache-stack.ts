@@ -6,6 +6,8 @@ import {
   LOADING_OPTION_FIELDS,
   loadingOptionsProblem,
   MAX_TTL,
+  MAX_TAGS,
+  tagsProblem,
   ttlProblem,
 } from '../config/validators';
 import { DEFAULT_LOAD_POLICY, loadPolicyOf, type LoadPolicy } from '../config/load-policy';
@@ -16,6 +18,7 @@ import type {
 } from '../interfaces/cache-module-options.interface';
 import { entrySwapOf } from '../interfaces/entry-reader';
 import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
+import { tagStoreOf } from '../interfaces/tag-store';
 import type { StoredWrite } from '../interfaces/stored-write';
 import { describeError, describeValue, quote } from '../utils/describe-value';
 import { toStorable } from '../utils/serializable';
@@ -25,8 +28,17 @@ import type { FailoverTier } from '../tiers/failover-tier';
 import type { LocalTier } from '../tiers/local-tier';
 import type { TwoTier } from '../tiers/two-tier';
 import type { BusMessage, BusState } from '../bus/cache-bus';
-import { isSealed, isStale, opened, seal, type Envelope, type EntryTimes } from './entry-envelope';
+import {
+  isSealed,
+  isStale,
+  opened,
+  seal,
+  tagsOf,
+  type Envelope,
+  type EntryTimes,
+} from './entry-envelope';
 import { ErrorPolicy } from './error-policy';
+import { TagClock } from './tag-clock';
 import { LoaderRunner } from './loader-runner';
 import { SingleFlight, type Flight } from './single-flight';
 
@@ -49,6 +61,11 @@ import { SingleFlight, type Flight } from './single-flight';
 export interface WrapOptions<T> extends CacheLoadingOptions {
   /** Seconds to keep the loaded value; defaults to the module's `ttl`. `0` never expires. */
   ttl?: number;
+  /**
+   * Tags of the loaded value: `deleteByTag` of any of them invalidates it (and a load of it in
+   * flight then is not stored).
+   */
+  tags?: readonly string[];
   /** When it returns `true` for the loaded value, the value is returned but not stored. */
   unless?: (value: T) => boolean;
 }
@@ -78,10 +95,12 @@ export interface SetOptions {
    * @default the module's `grace`
    */
   grace?: number;
+  /** Tags of the entry: `deleteByTag` of any of them invalidates it. */
+  tags?: readonly string[];
 }
 
-const WRAP_FIELDS: readonly string[] = ['ttl', ...LOADING_OPTION_FIELDS, 'unless'];
-const SET_FIELDS: readonly string[] = ['ttl', 'jitter', 'grace'];
+const WRAP_FIELDS: readonly string[] = ['ttl', ...LOADING_OPTION_FIELDS, 'tags', 'unless'];
+const SET_FIELDS: readonly string[] = ['ttl', 'jitter', 'grace', 'tags'];
 
 /**
  * How {@link CacheService.wrap} answered: `hit` from the cache, `miss` by running the loader,
@@ -207,6 +226,8 @@ export class CacheStack {
   private readonly backoff = new Map<string, number>();
   /** Lock waiters of this process by key: a bus message about the key wakes them early. */
   private readonly lockWaiters = new Map<string, () => void>();
+  /** When each tag was last invalidated (lazy `deleteByTag`). */
+  private readonly tagClock: TagClock;
 
   constructor(
     /** The tiers this stack owns (their lifecycle stays with the adapters Nest provides). */
@@ -234,6 +255,20 @@ export class CacheStack {
     this.keyLock = tiers.remote
       ? keyLockOf(tiers.remote)
       : (tiers.failover?.remote.keyLock ?? twoTier?.keyLock);
+    const tagStore = tiers.remote
+      ? tagStoreOf(tiers.remote)
+      : (tiers.failover?.remote.tagStore ?? twoTier?.tagStore);
+    const lifetime = options.ttl > 0 ? options.ttl + this.policy.grace : 0;
+    this.tagClock = new TagClock(
+      tagStore,
+      twoTier ? () => twoTier.busState === 'live' : () => false,
+      lifetime,
+      () => {
+        // No store keeps the marks: drop what they could cover.
+        this.flights.supersede('', false);
+        tiers.local?.dropAll();
+      },
+    );
   }
 
   /**
@@ -314,6 +349,10 @@ export class CacheStack {
     if (envelope === undefined) return undefined;
     const now = Date.now();
     if (isStale(envelope, now) || (envelope.r !== undefined && now >= envelope.r)) return undefined;
+    // Tagged: only when this process knows its tags hold (else `wrap` asks the store).
+    if (envelope.g !== undefined && this.tagClock.judge(envelope.g, envelope.c ?? 0) !== true) {
+      return undefined;
+    }
     return envelope.v as T;
   }
 
@@ -327,10 +366,12 @@ export class CacheStack {
     let stored: unknown;
     try {
       assertKey(key);
-      const { ttl: lifetime, grace } = this.writeTtlOf(ttl);
-      const times = timesOf(lifetime, grace, undefined);
+      const { ttl: lifetime, grace, tags } = this.writeTtlOf(ttl);
+      const created = tags ? this.tagClock.stamp() : 0;
+      const times = timesOf(lifetime, grace, undefined, tags, created);
       stored = seal(toStorable(value, key), times);
       seconds = keptFor(lifetime, times);
+      if (tags) this.tagClock.lives(seconds);
     } catch (error) {
       return Promise.reject(asError(error));
     }
@@ -398,6 +439,7 @@ export class CacheStack {
     const expired = seal(envelope.v, {
       expiresAt: Math.min(now, envelope.e || now),
       keptUntil: envelope.x,
+      ...tagsOf(envelope),
     });
     const seconds = envelope.x === 0 ? 0 : Math.max(0.001, (envelope.x - now) / 1000);
     if (this.local) {
@@ -473,15 +515,41 @@ export class CacheStack {
   }
 
   /**
-   * Deletes `keys` and every entry under `prefixes`, superseding loads in flight for them, but
-   * rejects when the backend fails (a durable invalidation job retries). Resolves the count.
+   * Invalidates every entry carrying one of `tags`, on every instance, at a cost that does not
+   * depend on how many entries carry them: the tags' invalidation time is recorded (in Redis,
+   * and announced on the bus), and an entry created before it no longer answers. Loads in flight
+   * whose value carries one of the tags are not stored. A backend failure is logged (under
+   * failover the mark is applied on recovery), never thrown.
+   */
+  async deleteByTag(tags: string | readonly string[]): Promise<void> {
+    const list = checkedTags(typeof tags === 'string' ? [tags] : tags);
+    if (list === undefined || !this.options.enabled) return;
+    try {
+      await this.markTags(list);
+    } catch (error) {
+      this.errors.failed('DELETE_BY_TAG', list.join(', '), error);
+    }
+  }
+
+  /** Records the invalidation of `tags` now; rejects when the store fails (the mark holds here). */
+  private markTags(tags: readonly string[]): Promise<void> {
+    this.flights.supersedeTags(tags);
+    return this.tagClock.mark(tags, this.tagClock.stamp());
+  }
+
+  /**
+   * Deletes `keys`, every entry under `prefixes` and every entry carrying one of `tags`,
+   * superseding loads in flight for them, but rejects when the backend fails (a durable
+   * invalidation job retries). Resolves the count of keys and prefix entries deleted.
    */
   async invalidate(target: {
     keys?: readonly string[];
     prefixes?: readonly string[];
+    tags?: readonly string[];
   }): Promise<number> {
     const keys = target.keys ?? [];
     const prefixes = target.prefixes ?? [];
+    const tags = target.tags === undefined ? undefined : checkedTags(target.tags);
     keys.forEach((key) => assertKey(key));
     for (const prefix of prefixes) {
       if (typeof prefix !== 'string') {
@@ -495,6 +563,7 @@ export class CacheStack {
     const counts = await Promise.all([
       ...keys.map((key) => attempt(() => this.store.delete(key)).then(Number)),
       ...prefixes.map((prefix) => attempt(() => this.store.deleteByPrefix(prefix))),
+      ...(tags ? [attempt(() => this.markTags(tags)).then(() => 0)] : []),
     ]);
     return counts.reduce((sum, count) => sum + count, 0);
   }
@@ -537,6 +606,7 @@ export class CacheStack {
           ttl: this.ttlOf(ttl.ttl),
           unless: ttl.unless,
           policy: loadPolicyOf(base, ttl),
+          tags: checkedTags(ttl.tags),
         };
       } else {
         load = { key, loader, ttl: this.ttlOf(ttl), unless: undefined, policy: base };
@@ -583,12 +653,30 @@ export class CacheStack {
   private answer<T>(load: Load<T>, stored: unknown, raced?: Flight): Promise<WrapResult<T>> {
     if (!isSealed(stored)) return Promise.resolve({ value: stored as T, status: 'hit' });
     const envelope = this.opened(load.key, stored);
+    if (envelope === undefined) return this.replace(load, raced);
+    const valid = this.tagged(envelope);
+    if (valid === true) return this.answerEnvelope(load, envelope, raced);
+    if (valid === false) return this.replace(load, raced);
+    return valid.then((ok) =>
+      ok ? this.answerEnvelope(load, envelope, raced) : this.replace(load, raced),
+    );
+  }
+
+  /** Loads over an entry that cannot answer (corrupt, or invalidated by a tag): no stale value. */
+  private replace<T>(load: Load<T>, raced: Flight | undefined): Promise<WrapResult<T>> {
     const flight = raced ?? this.flights.joinable(load.key);
-    if (envelope === undefined) {
-      return flight
-        ? this.join(load, flight)
-        : this.startLoad({ ...load, replaces: true }, undefined);
-    }
+    return flight
+      ? this.join(load, flight)
+      : this.startLoad({ ...load, replaces: true }, undefined);
+  }
+
+  /** {@link answer} for an envelope whose tags hold. */
+  private answerEnvelope<T>(
+    load: Load<T>,
+    envelope: Envelope,
+    raced: Flight | undefined,
+  ): Promise<WrapResult<T>> {
+    const flight = raced ?? this.flights.joinable(load.key);
     const now = Date.now();
     if (!isStale(envelope, now)) {
       if (envelope.r !== undefined && now >= envelope.r && flight === undefined) this.refresh(load);
@@ -633,6 +721,11 @@ export class CacheStack {
     flight.stale = stale;
     if (load.refresh) flight.background = true;
     flight.replaces = stale !== undefined || load.refresh === true || load.replaces === true;
+    if (load.tags) {
+      flight.tags = load.tags;
+      // Created when the load starts: a tag invalidated while it runs outdates its value.
+      flight.created = this.tagClock.stamp();
+    }
     (flight as { promise: Promise<unknown> }).promise = this.load(load, flight);
     return this.awaitLoad(load, flight, 'miss');
   }
@@ -842,10 +935,25 @@ export class CacheStack {
   }
 
   /** `stored` as the value a read returns: unwrapped, or `undefined` if stale or corrupt. */
-  private fresh<T>(key: string, stored: unknown): T | undefined {
+  private fresh<T>(key: string, stored: unknown): T | undefined | Promise<T | undefined> {
     if (!isSealed(stored)) return stored as T | undefined;
     const envelope = this.opened(key, stored);
-    return envelope === undefined || isStale(envelope, Date.now()) ? undefined : (envelope.v as T);
+    if (envelope === undefined || isStale(envelope, Date.now())) return undefined;
+    const valid = this.tagged(envelope);
+    if (valid === true) return envelope.v as T;
+    if (valid === false) return undefined;
+    return valid.then((ok) => (ok ? (envelope.v as T) : undefined));
+  }
+
+  /**
+   * Whether `envelope` still holds given its tags (`deleteByTag` of one after its creation
+   * invalidates it): at once when this process knows, else after reading the tags' times.
+   */
+  private tagged(envelope: Envelope): boolean | Promise<boolean> {
+    const tags = envelope.g;
+    if (tags === undefined) return true;
+    const created = envelope.c ?? 0;
+    return this.tagClock.judge(tags, created) ?? this.tagClock.check(tags, created);
   }
 
   /** The envelope `stored` is, or `undefined` (logged) when it is malformed. */
@@ -888,7 +996,10 @@ export class CacheStack {
         return undefined;
       }
       stored = toStorable(value, key);
-      sealed = seal(stored, timesOf(ttl, policy.grace, policy.refreshAhead));
+      sealed = seal(
+        stored,
+        timesOf(ttl, policy.grace, policy.refreshAhead, load.tags, flight.created),
+      );
     } catch (error) {
       // The loader's value is still good: the caller gets it, uncached.
       this.errors.warn(
@@ -898,6 +1009,7 @@ export class CacheStack {
       return undefined;
     }
     const seconds = keptFor(ttl, isSealed(sealed) ? opened(sealed) : undefined);
+    if (load.tags) this.tagClock.lives(seconds);
     this.backoff.delete(key);
     if (this.local) {
       this.local.set(key, sealed, seconds);
@@ -916,7 +1028,12 @@ export class CacheStack {
 
   /** Another instance changed these entries (or the bus had a gap): loads of them are stale. */
   private remoteChange(message: BusMessage): void {
+    if (message.tags !== undefined && message.tags.length > 0) {
+      for (const [tag, at] of message.tags) this.tagClock.heard([tag], at);
+      this.flights.supersedeTags(message.tags.map(([tag]) => tag));
+    }
     if (message.clear) {
+      this.tagClock.reset();
       this.flights.supersede('', false);
       for (const wake of [...this.lockWaiters.values()]) wake();
       return;
@@ -936,7 +1053,11 @@ export class CacheStack {
   }
 
   /** The TTL a `set` writes with (its own or the module's, jitter applied), and its grace. */
-  private writeTtlOf(ttl: number | SetOptions | undefined): { ttl: number; grace: number } {
+  private writeTtlOf(ttl: number | SetOptions | undefined): {
+    ttl: number;
+    grace: number;
+    tags?: readonly string[];
+  } {
     if (typeof ttl !== 'object' || ttl === null) {
       return { ttl: jitteredTtl(this.ttlOf(ttl), this.policy.jitter), grace: this.policy.grace };
     }
@@ -952,6 +1073,7 @@ export class CacheStack {
     return {
       ttl: jitteredTtl(seconds, ttl.jitter ?? this.policy.jitter),
       grace: ttl.grace ?? this.policy.grace,
+      tags: checkedTags(ttl.tags),
     };
   }
 }
@@ -978,6 +1100,8 @@ interface Load<T> {
   readonly ttl: number;
   readonly unless: ((value: T) => boolean) | undefined;
   readonly policy: LoadPolicy;
+  /** The tags the loaded value carries, if any. */
+  readonly tags?: readonly string[];
   /** The read before this load failed: load without the lock (fail open at once). */
   readonly lockless?: boolean;
   /** A refresh-ahead: nobody waits for it. */
@@ -994,8 +1118,17 @@ function timesOf(
   ttl: number,
   grace: number,
   refreshAhead: number | undefined,
+  tags?: readonly string[],
+  created?: number,
 ): EntryTimes | undefined {
-  if (!(ttl > 0) || (!(grace > 0) && refreshAhead === undefined)) return undefined;
+  const tagged = tags !== undefined && tags.length > 0 ? { tags, created } : undefined;
+  if (!(ttl > 0)) return tagged && { expiresAt: 0, keptUntil: 0, ...tagged };
+  if (!(grace > 0) && refreshAhead === undefined) {
+    if (tagged === undefined) return undefined;
+    // Tags alone: no grace, so the stored entry expires with its value.
+    const expiresAt = Date.now() + ttl * 1000;
+    return { expiresAt, keptUntil: expiresAt, ...tagged };
+  }
   const now = Date.now();
   const expiresAt = now + ttl * 1000;
   return {
@@ -1005,7 +1138,24 @@ function timesOf(
         ? Math.min(now + Math.min(MAX_TTL, ttl + grace) * 1000, Number.MAX_SAFE_INTEGER)
         : expiresAt,
     refreshAt: refreshAhead === undefined ? undefined : now + ttl * refreshAhead * 1000,
+    ...tagged,
   };
+}
+
+/** `tags` checked (`CacheArgumentError`), or `undefined` when none. */
+function checkedTags(tags: unknown): readonly string[] | undefined {
+  if (tags === undefined) return undefined;
+  const problem = tagsProblem(tags);
+  if (problem) {
+    const bad = Array.isArray(tags)
+      ? tags.length > MAX_TAGS
+        ? `${tags.length} tags`
+        : `tag ${tags.findIndex((tag) => typeof tag !== 'string' || tag === '')} is ${describeValue(tags.find((tag) => typeof tag !== 'string' || tag === ''))}`
+      : describeValue(tags);
+    throw new CacheArgumentError(`Invalid tags (${bad}): expected ${problem}.`);
+  }
+  const list = tags as readonly string[];
+  return list.length === 0 ? undefined : list;
 }
 
 /** The TTL (seconds) the stored entry is written with: its TTL, plus its grace if any. */

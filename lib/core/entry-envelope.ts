@@ -25,6 +25,10 @@ export interface Envelope {
   readonly x: number;
   /** With `refreshAhead`: from this time (ms) a hit starts a background refresh. */
   readonly r?: number;
+  /** The entry's tags (`deleteByTag` invalidates it when one was invalidated after {@link c}). */
+  readonly g?: readonly string[];
+  /** With tags: when the value was created (ms, sub-millisecond; the load's start for a load). */
+  readonly c?: number;
 }
 
 /** The metadata a write gives an entry. */
@@ -35,6 +39,9 @@ export interface EntryTimes {
   readonly keptUntil: number;
   /** Refresh point (ms), if any. */
   readonly refreshAt?: number;
+  /** Tags, if any, with the value's creation time. */
+  readonly tags?: readonly string[];
+  readonly created?: number;
 }
 
 /** `true` for a stored value that is an envelope (possibly a corrupt one: see {@link opened}). */
@@ -61,6 +68,10 @@ export function seal(value: unknown, times: EntryTimes | undefined): unknown {
     x: times.keptUntil,
   };
   if (times.refreshAt !== undefined) envelope.r = times.refreshAt;
+  if (times.tags !== undefined && times.tags.length > 0) {
+    envelope.g = times.tags;
+    envelope.c = times.created ?? 0;
+  }
   return envelope;
 }
 
@@ -69,15 +80,22 @@ export function seal(value: unknown, times: EntryTimes | undefined): unknown {
  * Redis that was corrupted or written by something else: the caller reads it as a miss).
  */
 export function opened(stored: Envelope): Envelope | undefined {
-  const { e, x, r } = stored;
+  const { e, x, r, g, c } = stored;
   return stored[MARK] === 1 &&
     'v' in stored &&
     stored.v !== undefined &&
     typeof e === 'number' &&
     typeof x === 'number' &&
-    (r === undefined || typeof r === 'number')
+    (r === undefined || typeof r === 'number') &&
+    (g === undefined ||
+      (Array.isArray(g) && typeof c === 'number' && g.every((tag) => typeof tag === 'string')))
     ? stored
     : undefined;
+}
+
+/** The metadata of `envelope` to keep when it is rewritten (`expire`): its tags. */
+export function tagsOf(envelope: Envelope): Pick<EntryTimes, 'tags' | 'created'> {
+  return envelope.g === undefined ? {} : { tags: envelope.g, created: envelope.c };
 }
 
 /** `true` when the envelope's value is past its logical expiry at `now`. */

@@ -22,6 +22,10 @@ export interface Flight {
   background?: boolean;
   /** The load replaces an entry the store holds: its write must not be `NX` (l1). */
   replaces?: boolean;
+  /** The tags the loaded value will carry: `deleteByTag` of one supersedes the load. */
+  tags?: readonly string[];
+  /** With tags: when the load started (the creation time its value is stored with). */
+  created?: number;
 }
 
 /**
@@ -60,6 +64,17 @@ export class SingleFlight {
   /** Ends the load of `key`, unless a newer one has taken its place. */
   land(key: string, flight: Flight): void {
     if (this.flights.get(key) === flight) this.flights.delete(key);
+  }
+
+  /** Marks loads whose value carries one of `tags` as stale. */
+  supersedeTags(tags: readonly string[]): void {
+    if (this.flights.size === 0) return;
+    for (const [key, flight] of this.flights) {
+      if (flight.tags?.some((tag) => tags.includes(tag))) {
+        flight.superseded = true;
+        this.flights.delete(key);
+      }
+    }
   }
 
   /** Marks loads of `key` (or, not `exact`, of every key under it) as stale. */

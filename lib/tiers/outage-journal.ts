@@ -7,6 +7,8 @@ export interface OutageJournalSnapshot {
   readonly prefixes: readonly string[];
   /** Keys written or deleted. */
   readonly keys: readonly string[];
+  /** Tags invalidated (`deleteByTag`): tag → its time and how long its record lives (ms). */
+  readonly tags: ReadonlyMap<string, { readonly at: number; readonly ttlMs: number }>;
 }
 
 /**
@@ -23,6 +25,7 @@ export class OutageJournal {
   private clearAll = false;
   private readonly prefixes = new Set<string>();
   private readonly keys = new Set<string>();
+  private readonly tags = new Map<string, { at: number; ttlMs: number }>();
 
   constructor(
     private readonly maxKeys: number,
@@ -32,7 +35,9 @@ export class OutageJournal {
 
   /** `true` when nothing is waiting to be applied to the primary. */
   get empty(): boolean {
-    return !this.clearAll && this.prefixes.size === 0 && this.keys.size === 0;
+    return (
+      !this.clearAll && this.prefixes.size === 0 && this.keys.size === 0 && this.tags.size === 0
+    );
   }
 
   /** `true` when the whole namespace is to be cleared. */
@@ -42,7 +47,7 @@ export class OutageJournal {
 
   /** Number of keys and prefixes recorded; a pending namespace clear counts one. */
   get size(): number {
-    return this.keys.size + this.prefixes.size + (this.clearAll ? 1 : 0);
+    return this.keys.size + this.prefixes.size + this.tags.size + (this.clearAll ? 1 : 0);
   }
 
   /** `true` if the primary may hold a stale value for `key`. */
@@ -72,15 +77,40 @@ export class OutageJournal {
     this.prefixes.add(prefix);
   }
 
+  /**
+   * Records tags invalidated while the primary could not take their marks. Bounded like the
+   * keys: beyond `maxKeys` the journal collapses into a namespace clear (which drops every
+   * entry the marks would have covered).
+   */
+  recordTags(tags: readonly string[], at: number, ttlMs: number): void {
+    if (this.clearAll) return;
+    for (const tag of tags) {
+      const known = this.tags.get(tag);
+      if (known !== undefined && known.at >= at) continue;
+      if (known === undefined && this.tags.size >= this.maxKeys) {
+        this.onOverflow(`more than ${this.maxKeys} tags`);
+        this.recordClear();
+        return;
+      }
+      this.tags.set(tag, { at, ttlMs });
+    }
+  }
+
   recordClear(): void {
     this.clearAll = true;
     // A namespace clear subsumes every key and prefix.
     this.keys.clear();
     this.prefixes.clear();
+    this.tags.clear();
   }
 
   snapshot(): OutageJournalSnapshot {
-    return { all: this.clearAll, prefixes: [...this.prefixes], keys: [...this.keys] };
+    return {
+      all: this.clearAll,
+      prefixes: [...this.prefixes],
+      keys: [...this.keys],
+      tags: new Map(this.tags),
+    };
   }
 
   /**
@@ -91,5 +121,8 @@ export class OutageJournal {
     if (snapshot.all) this.clearAll = false;
     for (const prefix of snapshot.prefixes) this.prefixes.delete(prefix);
     for (const key of snapshot.keys) this.keys.delete(key);
+    for (const [tag, { at }] of snapshot.tags) {
+      if (this.tags.get(tag)?.at === at) this.tags.delete(tag);
+    }
   }
 }

@@ -12,6 +12,7 @@ import { quote } from '../utils/describe-value';
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { withTimeout } from '../utils/timeout';
 import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
+import { tagStoreOf, type TagStore } from '../interfaces/tag-store';
 import { CircuitBreaker, type CircuitState, type CircuitStateChange } from './circuit-breaker';
 import { OutageJournal, type OutageJournalSnapshot } from './outage-journal';
 
@@ -205,6 +206,45 @@ export class RemoteTier {
         }
       },
       release: (key, token) => this.timed(() => lock.release(key, token)),
+    };
+  }
+
+  /**
+   * The store's tag records (see `TAG_STORE`) through the circuit: reads answer "never
+   * invalidated" while the store is away (this process's own marks still decide), marks that
+   * cannot be applied are journaled and applied on recovery, so a tag invalidated during an
+   * outage still holds afterwards. `undefined` when the store has none.
+   */
+  get tagStore(): TagStore | undefined {
+    const store = tagStoreOf(this.store);
+    if (store === undefined) return undefined;
+    return {
+      read: async (tags) => {
+        if (!this.available) return tags.map(() => undefined);
+        const epoch = this.breaker.epoch;
+        try {
+          const times = await this.timed(() => store.read(tags));
+          this.breaker.recordSuccess(epoch);
+          return times;
+        } catch (error) {
+          this.failed('GET', 'tags', 'checked against local marks only', error, epoch);
+          return tags.map(() => undefined);
+        }
+      },
+      mark: async (tags, at, ttlMs) => {
+        if (!this.namespaceRoutes()) {
+          this.journal.recordTags(tags, at, ttlMs);
+          return;
+        }
+        const epoch = this.breaker.epoch;
+        try {
+          await this.timed(() => store.mark(tags, at, ttlMs));
+          this.breaker.recordSuccess(epoch);
+        } catch (error) {
+          this.journal.recordTags(tags, at, ttlMs);
+          this.failed('SET', 'tags', 'applied on recovery', error, epoch);
+        }
+      },
     };
   }
 
@@ -531,6 +571,15 @@ export class RemoteTier {
     for (let i = 0; i < snapshot.keys.length; i += RECONCILE_BATCH) {
       const batch = snapshot.keys.slice(i, i + RECONCILE_BATCH);
       await Promise.all(batch.map((key) => this.timed(() => this.store.delete(key))));
+    }
+    const tags = tagStoreOf(this.store);
+    if (tags === undefined) return;
+    const marks = [...snapshot.tags];
+    for (let i = 0; i < marks.length; i += RECONCILE_BATCH) {
+      const batch = marks.slice(i, i + RECONCILE_BATCH);
+      await Promise.all(
+        batch.map(([tag, { at, ttlMs }]) => this.timed(() => tags.mark([tag], at, ttlMs))),
+      );
     }
   }
 

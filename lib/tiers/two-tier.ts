@@ -8,6 +8,7 @@ import {
 } from '../interfaces/entry-reader';
 import type { StoredWrite } from '../interfaces/stored-write';
 import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
+import { tagStoreOf, type TagStore } from '../interfaces/tag-store';
 import type { LocalTier } from './local-tier';
 import { UNAVAILABLE, type Reconciled, type RemoteTier } from './remote-tier';
 
@@ -38,6 +39,8 @@ export interface SharedTier {
   ping(): Promise<unknown>;
   /** The tier's fleet-wide lock (`lock`), if it has one. */
   readonly keyLock: KeyLock | undefined;
+  /** The tier's tag records (`deleteByTag`), if it has them. */
+  readonly tagStore: TagStore | undefined;
   /**
    * Replaces `key`'s value with `next` only while it holds `expected`; `undefined` when the
    * tier cannot compare (or, failover, is away).
@@ -73,6 +76,7 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
     clear: () => store.clear(),
     ping: () => (store.ping ? store.ping() : store.has('__cachekit:probe__')),
     keyLock: keyLockOf(store),
+    tagStore: tagStoreOf(store),
     swapIfHolds: (key, expected, next, ttl) =>
       swap ? swap(key, expected, next, ttl) : Promise.resolve(undefined),
   };
@@ -89,6 +93,7 @@ export function failoverShared(remote: RemoteTier): SharedTier {
     clear: () => remote.clear(),
     ping: () => remote.ping(),
     keyLock: remote.keyLock,
+    tagStore: remote.tagStore,
     swapIfHolds: (key, expected, next, ttl) => remote.swapIfHolds(key, expected, next, ttl),
   };
 }
@@ -233,6 +238,26 @@ export class TwoTier implements CacheAdapter {
   /** Sets the one listener of changes heard from other instances (and of gaps, as a clear). */
   onRemoteChange(listener: (message: BusMessage) => void): void {
     this.onInvalidated = listener;
+  }
+
+  /**
+   * The shared tier's tag records, whose marks are also published: the other instances learn
+   * the times at once (their L1 entries carrying the tags stop answering), and, while the bus
+   * is live, keep what they read of the records instead of reading them on every hit.
+   */
+  get tagStore(): TagStore | undefined {
+    const store = this.shared.tagStore;
+    if (store === undefined) return undefined;
+    return {
+      read: (tags) => store.read(tags),
+      mark: async (tags, at, ttlMs) => {
+        try {
+          await store.mark(tags, at, ttlMs);
+        } finally {
+          this.publish({ tags: tags.map((tag) => [tag, at] as const) });
+        }
+      },
+    };
   }
 
   /** The shared tier's fleet-wide lock (`lock`), if it has one. */

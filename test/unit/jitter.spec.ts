@@ -204,11 +204,14 @@ describe('jitter on the memory provider (fake clock)', () => {
         /^Invalid jitter/,
       );
     }
-    await expect(stack.set('k', 1, { tags: ['a'] } as never)).rejects.toThrow(
-      'Unknown set option "tags". Known options: ttl, jitter, grace.',
+    await expect(stack.set('k', 1, { tag: ['a'] } as never)).rejects.toThrow(
+      'Unknown set option "tag". Known options: ttl, jitter, grace, tags.',
     );
-    await expect(stack.wrap('k', () => 1, { tags: ['a'] } as never)).rejects.toThrow(
-      'Unknown wrap option "tags". Known options: ttl, jitter, timeouts, grace, graceBackoff, refreshAhead, lock, unless.',
+    await expect(stack.wrap('k', () => 1, { tag: ['a'] } as never)).rejects.toThrow(
+      'Unknown wrap option "tag". Known options: ttl, jitter, timeouts, grace, graceBackoff, refreshAhead, lock, tags, unless.',
+    );
+    await expect(stack.set('k', 1, { tags: ['a', ''] })).rejects.toThrow(
+      'Invalid tags (tag 1 is ""): expected an array of at most 100 non-empty strings.',
     );
     // Nothing was written by the refused calls.
     expect(stack.peek('k')).toBeUndefined();

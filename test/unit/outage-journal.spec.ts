@@ -20,7 +20,7 @@ describe('OutageJournal', () => {
     journal.recordKey('c');
     expect(journal.clearsAll).toBe(true);
     expect(journal.covers('anything')).toBe(true);
-    expect(journal.snapshot()).toEqual({ all: true, prefixes: [], keys: [] });
+    expect(journal.snapshot()).toEqual({ all: true, prefixes: [], keys: [], tags: new Map() });
     expect(overflows).toEqual(['more than 2 keys']);
   });
 
