@@ -21,13 +21,23 @@ import autocannon from 'autocannon';
 import { Cacheable, CacheModule, CacheService, type CacheModuleOptions } from '../lib';
 import { freePort, RedisServer } from '../test/support/redis-server';
 import { concurrent, formatOps, interleave, percentile, ratio, type Contender } from './measure';
-import { tiersScenario } from './tiers';
+import { loadingScenario } from './loading';
+import { tiersScenario, type BenchContext } from './tiers';
 
 const quick = process.argv.includes('--quick');
 // `--only memory,redis`: run some scenarios (then RESULTS.md is left as it is).
 const onlyArg = process.argv.find((arg, i) => process.argv[i - 1] === '--only');
 const only = onlyArg?.split(',');
-const SCENARIOS = ['memory', 'footprint', 'decorator', 'redis', 'stampede', 'http', 'tiers'];
+const SCENARIOS = [
+  'memory',
+  'footprint',
+  'decorator',
+  'redis',
+  'stampede',
+  'http',
+  'tiers',
+  'loading',
+];
 if (only?.some((name) => !SCENARIOS.includes(name))) {
   throw new Error(`--only takes a comma-separated list of: ${SCENARIOS.join(', ')}`);
 }
@@ -521,18 +531,18 @@ async function main(): Promise<void> {
     if (selected('redis')) await redisScenario(server);
     if (selected('stampede')) await stampedeScenario(server);
     if (selected('http')) await httpScenario();
-    if (selected('tiers')) {
-      await tiersScenario({
-        url: server.url,
-        quick,
-        rounds: ROUNDS,
-        roundMs: ROUND_MS,
-        log,
-        table,
-        target,
-        check: (description, value, met) => summary.push({ target: description, value, met }),
-      });
-    }
+    const context: BenchContext = {
+      url: server.url,
+      quick,
+      rounds: ROUNDS,
+      roundMs: ROUND_MS,
+      log,
+      table,
+      target,
+      check: (description, value, met) => summary.push({ target: description, value, met }),
+    };
+    if (selected('tiers')) await tiersScenario(context);
+    if (selected('loading')) await loadingScenario(context);
   } finally {
     await server.stop();
   }

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { CacheModule } from '../lib';
 import { ModelsModule } from './models/models.module';
 import { ProductsModule } from './products/products.module';
+import { RatesModule } from './rates/rates.module';
 import { UsersModule } from './users/users.module';
 
 /**
@@ -10,6 +11,12 @@ import { UsersModule } from './users/users.module';
  * `CACHE_PROVIDER=redis CACHE_REDIS_URL=redis://127.0.0.1:6379 npm start`.
  */
 @Module({
-  imports: [CacheModule.forRoot({ isGlobal: true }), ProductsModule, ModelsModule, UsersModule],
+  imports: [
+    CacheModule.forRoot({ isGlobal: true }),
+    ProductsModule,
+    ModelsModule,
+    UsersModule,
+    RatesModule,
+  ],
 })
 export class AppModule {}

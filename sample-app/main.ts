@@ -8,7 +8,10 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks();
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port);
-  Logger.log(`Sample app listening on http://localhost:${port} (try GET /products)`, 'Bootstrap');
+  Logger.log(
+    `Sample app listening on http://localhost:${port} (try GET /products, GET /rates/EUR)`,
+    'Bootstrap',
+  );
 }
 
 void bootstrap();

@@ -164,6 +164,7 @@ describe.each(PLATFORMS)('the sample app as `npm start` boots it (%s)', (platfor
       '/users/1',
       '/users/2?view=full',
       '/users/3/stats',
+      '/rates/EUR',
     ];
     for (const url of cached) {
       const first = await http().get(url).expect(200);
