@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { CacheArgumentError } from '../utils/cache.errors';
 import { toStorable } from '../utils/serializable';
+import { coarseClock } from '../utils/coarse-clock';
 import { estimateSize } from '../utils/value-size';
 import { MEMORY_DEFAULTS } from '../config/defaults';
 import {
@@ -50,27 +51,18 @@ function ttlOption(seconds: number): { ttl: number } {
 }
 
 /**
- * The TTL clock. It reads the global `performance` on each refresh (lru-cache captures it at
- * import), so fake timers in users' tests move TTLs too, and keeps a reading for up to 1 ms:
- * `performance.now()` costs more than the rest of a `set` (lru-cache does the same for its
- * staleness checks). +1: lru-cache reads a start time of 0 as "no TTL", and a faked clock
- * starts at 0.
+ * The TTL clock (see {@link coarseClock}). It reads the global `performance` on each refresh
+ * (lru-cache captures it at import), so fake timers in users' tests move TTLs too:
+ * `performance.now()` costs more than the rest of a `set`. +1: lru-cache reads a start time of 0
+ * as "no TTL", and a faked clock starts at 0.
  */
 const clock = {
-  reading: 0,
-  source: undefined as (() => number) | undefined,
-  now(): number {
-    // A new `performance.now` (fake timers installed or removed) invalidates the reading too.
+  now: coarseClock(
     // Compared by identity only, never called unbound:
     // eslint-disable-next-line @typescript-eslint/unbound-method
-    const source = performance.now;
-    if (clock.reading === 0 || clock.source !== source) {
-      clock.source = source;
-      clock.reading = performance.now() + 1;
-      setTimeout(() => (clock.reading = 0), 1).unref();
-    }
-    return clock.reading;
-  },
+    () => performance.now,
+    () => performance.now() + 1,
+  ),
 };
 
 // lru-cache cannot hold null/undefined values, so a cached null is stored as this marker.

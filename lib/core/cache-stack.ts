@@ -23,6 +23,7 @@ import type { StoredWrite } from '../interfaces/stored-write';
 import { describeError, describeValue, quote } from '../utils/describe-value';
 import { toStorable } from '../utils/serializable';
 import { isThenable } from '../utils/thenable';
+import { coarseClock } from '../utils/coarse-clock';
 import { asError, withTimeout } from '../utils/timeout';
 import type { FailoverTier } from '../tiers/failover-tier';
 import type { LocalTier } from '../tiers/local-tier';
@@ -101,6 +102,7 @@ export interface SetOptions {
 
 const WRAP_FIELDS: readonly string[] = ['ttl', ...LOADING_OPTION_FIELDS, 'tags', 'unless'];
 const SET_FIELDS: readonly string[] = ['ttl', 'jitter', 'grace', 'tags'];
+const WRAP_FIELD_SET: ReadonlySet<string> = new Set(WRAP_FIELDS);
 
 /**
  * How {@link CacheService.wrap} answered: `hit` from the cache, `miss` by running the loader,
@@ -347,7 +349,7 @@ export class CacheStack {
     if (!isSealed(stored)) return stored as T | undefined;
     const envelope = opened(stored);
     if (envelope === undefined) return undefined;
-    const now = Date.now();
+    const now = hitClock();
     if (isStale(envelope, now) || (envelope.r !== undefined && now >= envelope.r)) return undefined;
     // Tagged: only when this process knows its tags hold (else `wrap` asks the store).
     if (envelope.g !== undefined && this.tagClock.judge(envelope.g, envelope.c ?? 0) !== true) {
@@ -605,11 +607,12 @@ export class CacheStack {
           loader,
           ttl: this.ttlOf(ttl.ttl),
           unless: ttl.unless,
-          policy: loadPolicyOf(base, ttl),
+          base,
+          options: ttl,
           tags: checkedTags(ttl.tags),
         };
       } else {
-        load = { key, loader, ttl: this.ttlOf(ttl), unless: undefined, policy: base };
+        load = { key, loader, ttl: this.ttlOf(ttl), unless: undefined, base, options: undefined };
       }
     } catch (error) {
       return Promise.reject(asError(error));
@@ -677,7 +680,7 @@ export class CacheStack {
     raced: Flight | undefined,
   ): Promise<WrapResult<T>> {
     const flight = raced ?? this.flights.joinable(load.key);
-    const now = Date.now();
+    const now = hitClock();
     if (!isStale(envelope, now)) {
       if (envelope.r !== undefined && now >= envelope.r && flight === undefined) this.refresh(load);
       return Promise.resolve({ value: envelope.v as T, status: 'hit' });
@@ -744,9 +747,9 @@ export class CacheStack {
     });
     const stale = flight.stale;
     if (stale === undefined)
-      return this.loader.wait(load.key, promise, load.policy.hard).then(answered);
+      return this.loader.wait(load.key, promise, policyOf(load).hard).then(answered);
     const staleAnswer: WrapResult<T> = { value: stale.value as T, status: 'stale' };
-    const { soft, hard } = load.policy;
+    const { soft, hard } = policyOf(load);
     const bound = soft === undefined ? hard : hard === undefined ? soft : Math.min(soft, hard);
     if (bound === undefined) return promise.then(answered, () => staleAnswer);
     const which = bound === soft ? 'timeouts.soft' : 'timeouts.hard';
@@ -767,7 +770,8 @@ export class CacheStack {
   }
 
   private async load<T>(load: Load<T>, flight: Flight): Promise<T> {
-    const { key, policy } = load;
+    const key = load.key;
+    const policy = policyOf(load);
     let token: string | undefined;
     let value: T;
     try {
@@ -818,7 +822,7 @@ export class CacheStack {
 
   /** A refresh with a stale value at hand failed: log it, and serve the stale value a while. */
   private failedWithStale<T>(load: Load<T>, error: unknown): void {
-    const backoff = load.policy.graceBackoff;
+    const backoff = policyOf(load).graceBackoff;
     if (this.backoff.size >= MAX_BACKOFF_KEYS) {
       // Bounded: the oldest entry goes (it is retried at once, which is all it costs).
       const oldest = this.backoff.keys().next().value;
@@ -938,7 +942,7 @@ export class CacheStack {
   private fresh<T>(key: string, stored: unknown): T | undefined | Promise<T | undefined> {
     if (!isSealed(stored)) return stored as T | undefined;
     const envelope = this.opened(key, stored);
-    if (envelope === undefined || isStale(envelope, Date.now())) return undefined;
+    if (envelope === undefined || isStale(envelope, hitClock())) return undefined;
     const valid = this.tagged(envelope);
     if (valid === true) return envelope.v as T;
     if (valid === false) return undefined;
@@ -979,7 +983,8 @@ export class CacheStack {
     ttl: number,
     flight: Flight,
   ): Promise<void> | undefined {
-    const { key, unless, policy } = load;
+    const { key, unless } = load;
+    const policy = policyOf(load);
     if (flight.superseded || value === undefined) return undefined;
     let stored: unknown;
     let sealed: unknown;
@@ -1078,6 +1083,16 @@ export class CacheStack {
   }
 }
 
+/**
+ * The clock of the hit path (an envelope's expiry and refresh point): `Date.now()`, read at most
+ * once per millisecond (see {@link coarseClock}).
+ */
+// `Date.now` compared by identity: a faked `Date` is a new one.
+const hitClock = coarseClock(
+  () => Date.now,
+  () => Date.now(),
+);
+
 /** The rejection of a caller's wait that a timeout ended (not the loader's own error). */
 const STALE_TIMEOUT = new Error('stale timeout');
 
@@ -1086,6 +1101,15 @@ const MAX_BACKOFF_KEYS = 10_000;
 /** First pause of a lock waiter between reads of the key (doubling up to the next). */
 const LOCK_POLL_FIRST_MS = 10;
 const LOCK_POLL_MAX_MS = 100;
+
+/**
+ * The loading options of `load`, resolved when first needed: a hit never needs them, and
+ * resolving them allocates.
+ */
+function policyOf<T>(load: Load<T>): LoadPolicy {
+  return (load.resolved ??=
+    load.options === undefined ? load.base : loadPolicyOf(load.base, load.options));
+}
 
 /** A stale value to fall back on (an expired entry kept by `grace`). */
 interface Stale {
@@ -1099,7 +1123,12 @@ interface Load<T> {
   /** Seconds, before jitter. */
   readonly ttl: number;
   readonly unless: ((value: T) => boolean) | undefined;
-  readonly policy: LoadPolicy;
+  /** The loading options the call starts from (the module's, or the interceptor's). */
+  readonly base: LoadPolicy;
+  /** The call's own options over {@link base}, if any (checked). */
+  readonly options: CacheLoadingOptions | undefined;
+  /** {@link base} with {@link options}, once a load needs it (see {@link policyOf}). */
+  resolved?: LoadPolicy;
   /** The tags the loaded value carries, if any. */
   readonly tags?: readonly string[];
   /** The read before this load failed: load without the lock (fail open at once). */
@@ -1171,8 +1200,8 @@ function keptFor(
 
 /** Throws `CacheArgumentError` on an unknown field or a loading option out of bounds. */
 function checkWrapOptions(options: object): void {
-  for (const name of Object.keys(options)) {
-    if (!WRAP_FIELDS.includes(name)) {
+  for (const name in options) {
+    if (!WRAP_FIELD_SET.has(name) && Object.prototype.hasOwnProperty.call(options, name)) {
       throw new CacheArgumentError(
         `Unknown wrap option "${name}". Known options: ${WRAP_FIELDS.join(', ')}.`,
       );
