@@ -22,6 +22,7 @@ import { Cacheable, CacheModule, CacheService, type CacheModuleOptions } from '.
 import { freePort, RedisServer } from '../test/support/redis-server';
 import { concurrent, formatOps, interleave, percentile, ratio, type Contender } from './measure';
 import { loadingScenario } from './loading';
+import { tagsScenario } from './tags';
 import { tiersScenario, type BenchContext } from './tiers';
 
 const quick = process.argv.includes('--quick');
@@ -37,6 +38,7 @@ const SCENARIOS = [
   'http',
   'tiers',
   'loading',
+  'tags',
 ];
 if (only?.some((name) => !SCENARIOS.includes(name))) {
   throw new Error(`--only takes a comma-separated list of: ${SCENARIOS.join(', ')}`);
@@ -543,6 +545,7 @@ async function main(): Promise<void> {
     };
     if (selected('tiers')) await tiersScenario(context);
     if (selected('loading')) await loadingScenario(context);
+    if (selected('tags')) await tagsScenario(context);
   } finally {
     await server.stop();
   }
