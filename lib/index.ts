@@ -54,6 +54,8 @@ export type {
   CacheCondition,
   CacheEvictOptions,
   CachePutOptions,
+  CacheTagsFunction,
+  CacheTagsSpec,
   CacheUnless,
   CacheableOptions,
 } from './interfaces/cache-operation-options.interface';
@@ -105,6 +107,7 @@ export type {
   InvalidationDispatcherName,
   InvalidationEvent,
   InvalidationRuleOptions,
+  InvalidationTag,
   PayloadField,
 } from './interfaces/invalidation-rule.interface';
 export type {

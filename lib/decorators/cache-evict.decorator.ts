@@ -6,15 +6,19 @@ import type {
   CacheEvictOptions,
 } from '../interfaces/cache-operation-options.interface';
 import { createKeyResolver } from '../keys/key-resolver';
+import { createTagsResolver } from '../keys/tag-resolver';
 import type { MethodSignature } from '../keys/key-template';
 import { addCacheOperation } from './cached-method';
 import { assertKnownOptions, checkFunction, normaliseOptions } from './decorator-options';
 
 /**
- * Runs the method, then deletes cache entries: one `key`, every key under a `prefix`, or the
- * whole namespace with `allEntries: true`. With `beforeInvocation: true` the entries are
+ * Runs the method, then deletes cache entries: one `key`, every key under a `prefix`, every
+ * entry carrying one of `tags` (`CacheService.deleteByTag`; templates rendered from the
+ * arguments like keys, `{result}` too after invocation), or the whole namespace with
+ * `allEntries: true` — one of them per decorator. With `beforeInvocation: true` the entries are
  * deleted before the method runs (and so even if it throws); otherwise a method that throws
- * evicts nothing. Several `@CacheEvict` may be stacked on one method.
+ * evicts nothing. Several `@CacheEvict` may be stacked on one method (to drop a key and a tag,
+ * stack two).
  *
  * @example
  * ```ts
@@ -24,6 +28,9 @@ import { assertKnownOptions, checkFunction, normaliseOptions } from './decorator
  *
  * @CacheEvict({ allEntries: true })
  * async clearCatalog(): Promise<void> { ... }
+ *
+ * @CacheEvict({ tags: ['product:{productId}', 'products'] })
+ * async updateProduct(productId: string, patch: Partial<Product>): Promise<void> { ... }
  * ```
  */
 export function CacheEvict(
@@ -41,6 +48,7 @@ export function CacheEvict(
     'key',
     'prefix',
     'allEntries',
+    'tags',
     'beforeInvocation',
     'condition',
   ]);
@@ -49,10 +57,12 @@ export function CacheEvict(
     resolved.key !== undefined && 'key',
     resolved.prefix !== undefined && 'prefix',
     resolved.allEntries === true && 'allEntries',
+    resolved.tags !== undefined && 'tags',
   ].filter(Boolean);
   if (targets.length > 1) {
     throw new CacheArgumentError(
-      `@${name}(): give only one of key, prefix and allEntries (got ${targets.join(' and ')}).`,
+      `@${name}(): give only one of key, prefix, allEntries and tags (got ${targets.join(' and ')}); ` +
+        `stack several @${name} to drop several.`,
     );
   }
   for (const flag of ['allEntries', 'beforeInvocation'] as const) {
@@ -65,6 +75,11 @@ export function CacheEvict(
   const target = (signature: MethodSignature): CacheEvictOperation['target'] => {
     if (resolved.allEntries === true) return { type: 'all' };
     const allowResult = !beforeInvocation;
+    if (resolved.tags !== undefined) {
+      const tags = createTagsResolver(resolved.tags, signature, { allowResult, what });
+      if (!tags) throw new CacheArgumentError(`@${name}(): tags must name at least one tag.`);
+      return { type: 'tags', tags };
+    }
     if (resolved.prefix !== undefined) {
       if (typeof resolved.prefix !== 'string' && typeof resolved.prefix !== 'function') {
         throw new CacheArgumentError(`@${name}(): prefix must be a template string or a function.`);

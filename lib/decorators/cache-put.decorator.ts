@@ -5,6 +5,7 @@ import type {
   CacheUnless,
 } from '../interfaces/cache-operation-options.interface';
 import { createKeyResolver } from '../keys/key-resolver';
+import { createTagsResolver } from '../keys/tag-resolver';
 import { addCacheOperation } from './cached-method';
 import {
   assertKnownOptions,
@@ -19,14 +20,16 @@ import {
  * read of that key sees the new value (use it on create/update methods). The key is rendered
  * after the call, so `{result}` / `{result.id}` can name a generated id. A result of
  * `undefined` deletes the key instead (there is nothing to store, and the old entry is stale).
- * A method that throws stores nothing.
+ * A method that throws stores nothing. With `tags` (templates that may read `{result}` too),
+ * the result is stored with them; give the tags the `@Cacheable` of the same key gives. A tag
+ * that cannot be rendered stores nothing and deletes the key's entry (logged).
  *
  * @example
  * ```ts
  * @CachePut({ key: 'product:{productId}', ttl: 900, jitter: 0.1 }) // stored for 900 to 990 s
  * async updateProduct(productId: string, data: Partial<Product>): Promise<Product> { ... }
  *
- * @CachePut('product:{result.productId}')
+ * @CachePut('product:{result.productId}', { tags: ['product:{result.productId}', 'products'] })
  * async createProduct(input: NewProduct): Promise<Product> { ... }
  * ```
  */
@@ -41,7 +44,15 @@ export function CachePut(
 ): MethodDecorator {
   const name = 'CachePut';
   const resolved = normaliseOptions<CachePutOptions>(name, keyOrOptions, options);
-  assertKnownOptions(name, resolved, ['key', 'ttl', 'jitter', 'grace', 'condition', 'unless']);
+  assertKnownOptions(name, resolved, [
+    'key',
+    'ttl',
+    'jitter',
+    'grace',
+    'tags',
+    'condition',
+    'unless',
+  ]);
   const ttl = checkTtl(name, resolved.ttl);
   const { jitter, grace } =
     checkLoading(name, { jitter: resolved.jitter, grace: resolved.grace }) ?? {};
@@ -51,6 +62,7 @@ export function CachePut(
     addCacheOperation(name, resolved, target, propertyKey, descriptor, (signature) => ({
       kind: 'put',
       key: createKeyResolver(resolved.key, signature, { allowResult: true, what: `@${name}` }),
+      tags: createTagsResolver(resolved.tags, signature, { allowResult: true, what: `@${name}` }),
       ttl,
       jitter,
       grace,

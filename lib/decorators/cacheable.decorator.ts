@@ -6,8 +6,10 @@ import type {
 } from '../interfaces/cache-operation-options.interface';
 import { LOADING_OPTION_FIELDS } from '../config/validators';
 import { createKeyResolver } from '../keys/key-resolver';
+import { createTagsResolver } from '../keys/tag-resolver';
 import { addCacheOperation } from './cached-method';
 import { registerInvalidation } from '../invalidation/invalidation.registry';
+import type { InvalidationRule } from '../invalidation/invalidation-rule';
 import {
   assertKnownOptions,
   checkFunction,
@@ -33,7 +35,10 @@ import {
  *   at random), `timeouts` (`{ soft, hard }`), `grace` (seconds an expired result is kept to
  *   answer when the method fails or is slow: status `stale`, `X-Cache: STALE`),
  *   `graceBackoff`, `refreshAhead` (a fraction of the TTL after which a hit refreshes in the
- *   background), `lock` (one call across the fleet) —, `condition(...args)`, `unless(result)`.
+ *   background), `lock` (one call across the fleet) —, `tags` (templates rendered from the
+ *   arguments like the key, or functions of them: `deleteByTag`, `@CacheEvict({ tags })` and
+ *   invalidation rules naming a tag drop the entry), `condition(...args)`, `unless(result)`,
+ *   `invalidateOn` (invalidation rules).
  *
  * @example
  * ```ts
@@ -48,6 +53,9 @@ import {
  *
  * @Cacheable({ key: 'search:{query}:page:{page}', unless: (r: unknown[]) => r.length === 0 })
  * async search(query: string, page = 1): Promise<Product[]> { ... } // search('shoes') → 'search:shoes:page:1'
+ *
+ * @Cacheable({ key: 'product:{id}:{locale}', tags: ['product:{id}', 'products'] })
+ * async localized(id: string, locale: string): Promise<Product> { ... } // deleteByTag('product:42') drops every locale
  * ```
  */
 export function Cacheable(
@@ -65,6 +73,7 @@ export function Cacheable(
     'key',
     'ttl',
     ...LOADING_OPTION_FIELDS,
+    'tags',
     'condition',
     'unless',
     'invalidateOn',
@@ -83,6 +92,10 @@ export function Cacheable(
       (signature) => ({
         kind: 'cacheable',
         key: createKeyResolver(resolved.key, signature, { allowResult: false, what: `@${name}` }),
+        tags: createTagsResolver(resolved.tags, signature, {
+          allowResult: false,
+          what: `@${name}`,
+        }),
         ttl,
         loading,
         condition,
@@ -91,7 +104,9 @@ export function Cacheable(
     );
     // invalidateOn: the rules run in every application that provides this class.
     if (resolved.invalidateOn !== undefined) {
-      registerInvalidation(target, propertyKey, resolved.key, resolved.invalidateOn);
+      // Checked there: each entry must come from InvalidationRule(...).
+      const rules = resolved.invalidateOn as readonly InvalidationRule[];
+      registerInvalidation(target, propertyKey, resolved.key, rules);
     }
     return installed;
   };

@@ -1,6 +1,39 @@
 import type { CacheKeySpec, CacheKeyFunction } from './cache-key.interface';
 import type { CacheLoadingOptions } from './cache-module-options.interface';
-import type { InvalidationRuleOptions } from './invalidation-rule.interface';
+import type {
+  InvalidationDispatcherName,
+  InvalidationRuleOptions,
+} from './invalidation-rule.interface';
+
+/**
+ * A function computing the tags of a call from the method's arguments, as passed (called with
+ * `this` set to the instance). It must return 1 to 100 non-empty strings (or `[]`: no tags);
+ * anything else is logged and the call runs uncached.
+ *
+ * @example
+ * ```ts
+ * @Cacheable({ key: 'order:{id}', tags: (id: string, shop: Shop) => [`shop:${shop.id}`] })
+ * ```
+ */
+export type CacheTagsFunction = {
+  bivarianceHack(...args: unknown[]): readonly string[];
+}['bivarianceHack'];
+
+/**
+ * The tags of a decorator's entries: an array whose items are tag templates — rendered from the
+ * arguments exactly like key templates (`'product:{id}'`, `{name.path}`, `{0}`; injective, and
+ * checked against the method's parameters when the class is defined) — or functions of the
+ * arguments returning one tag; or one {@link CacheTagsFunction} returning them all. At most
+ * 100 tags; `[]` means none. A tag that cannot be rendered for a call (a function that throws
+ * or returns no string) is logged and the call goes on uncached, as for a key: an entry stored
+ * without one of its tags would escape that tag's invalidation.
+ *
+ * @example
+ * ```ts
+ * const tags: CacheTagsSpec = ['product:{id}', 'products', (id: string) => `shard:${id.slice(0, 2)}`];
+ * ```
+ */
+export type CacheTagsSpec = readonly (string | CacheKeyFunction)[] | CacheTagsFunction;
 
 /**
  * Decides from the method's arguments whether a decorator applies to this call (called with
@@ -30,7 +63,7 @@ export type CacheUnless = {
 /**
  * Options of `@Cacheable`: the key, the TTL, the loading options of
  * {@link CacheLoadingOptions} (`jitter`, `timeouts`, `grace`, `graceBackoff`, `refreshAhead`,
- * `lock`; each defaults to the module's), `condition`, `unless` and `invalidateOn`.
+ * `lock`; each defaults to the module's), `tags`, `condition`, `unless` and `invalidateOn`.
  */
 export interface CacheableOptions extends CacheLoadingOptions {
   /**
@@ -44,25 +77,53 @@ export interface CacheableOptions extends CacheLoadingOptions {
    * @default the module's `ttl`
    */
   ttl?: number;
+  /**
+   * Tags of the stored result, rendered from the arguments (see {@link CacheTagsSpec}):
+   * `CacheService.deleteByTag`, `@CacheEvict({ tags })` or an invalidation rule naming one of
+   * them drops it, whatever its key.
+   *
+   * @example
+   * ```ts
+   * @Cacheable({ key: 'product:{id}:{locale}', tags: ['product:{id}', 'products'] })
+   * async getProduct(id: string, locale: string): Promise<Product> { ... }
+   * ```
+   */
+  tags?: CacheTagsSpec;
   /** Skip the cache for calls whose arguments fail this test. */
   condition?: CacheCondition;
   /** Do not store results that pass this test. */
   unless?: CacheUnless;
   /**
-   * Events that drop this method's entries — `InvalidationRule({ event, fieldMapping })`
-   * (needs a `KeyConstructor` key, so payload fields can be mapped to key fields).
+   * Events that drop this method's entries — `InvalidationRule({ event, fieldMapping, tags })`.
+   * A rule with a `fieldMapping` (or with neither `fieldMapping` nor `tags`: every entry of the
+   * method) drops keys, so it needs a `KeyConstructor` key (payload fields are mapped to key
+   * fields). A rule with `tags` and no `fieldMapping` drops only the entries carrying the tags
+   * it renders from the payload, and works with any key (a template, a function).
    *
    * @example
    * ```ts
    * @Cacheable({ key: UserPayloadKey, invalidateOn: [InvalidationRule({ event: User, fieldMapping: { userId: 'id' } })] })
+   * async payload(userId: number): Promise<Payload> { ... }
+   *
+   * @Cacheable({
+   *   key: 'product:{id}',
+   *   tags: ['product:{id}'],
+   *   invalidateOn: [InvalidationRule({ event: 'product.updated', tags: ['product:{id}'] })],
+   * })
+   * async getProduct(id: string): Promise<Product> { ... } // publish('product.updated', { id }) drops it
    * ```
    */
   // The shape of what `InvalidationRule(...)` returns, spelled with interface types so this
   // layer does not import from invalidation/.
-  invalidateOn?: readonly Readonly<Required<InvalidationRuleOptions>>[];
+  invalidateOn?: readonly Readonly<
+    InvalidationRuleOptions & { readonly dispatcher: InvalidationDispatcherName }
+  >[];
 }
 
-/** Options of `@CachePut`. `{result}` / `{result.path}` may be used in the key template. */
+/**
+ * Options of `@CachePut`. `{result}` / `{result.path}` may be used in the key template and in
+ * tag templates.
+ */
 export interface CachePutOptions {
   /**
    * The key the result is stored under.
@@ -85,6 +146,18 @@ export interface CachePutOptions {
    * @default the module's `grace`
    */
   grace?: number;
+  /**
+   * Tags of the stored result (see {@link CacheTagsSpec}); templates may read `{result}`. Give
+   * the tags the `@Cacheable` reading the same key gives, so the entry stays reachable by them.
+   * When a tag cannot be rendered, nothing is stored and the key's entry is deleted.
+   *
+   * @example
+   * ```ts
+   * @CachePut({ key: 'product:{result.id}', tags: ['product:{result.id}', 'products'] })
+   * async createProduct(input: NewProduct): Promise<Product> { ... }
+   * ```
+   */
+  tags?: CacheTagsSpec;
   /** Skip the store for calls whose arguments fail this test. */
   condition?: CacheCondition;
   /** Do not store results that pass this test (the previous entry is kept). */
@@ -92,8 +165,9 @@ export interface CachePutOptions {
 }
 
 /**
- * Options of `@CacheEvict`. Give at most one of `key`, `prefix` and `allEntries`; with none,
- * the default key of the method's arguments is evicted.
+ * Options of `@CacheEvict`. Give at most one of `key`, `prefix`, `allEntries` and `tags` (stack
+ * several `@CacheEvict` to drop several kinds of targets); with none, the default key of the
+ * method's arguments is evicted. `beforeInvocation` and `condition` go with any of them.
  */
 export interface CacheEvictOptions {
   /** The key to delete. After invocation, `{result}` may be used in the template. */
@@ -108,6 +182,22 @@ export interface CacheEvictOptions {
    * @default false
    */
   allEntries?: boolean;
+  /**
+   * Invalidate every entry carrying one of these tags (`CacheService.deleteByTag`), rendered
+   * from the arguments like `@Cacheable`'s tags (see {@link CacheTagsSpec}); after invocation,
+   * `{result}` may be used in the templates. A tag that cannot be rendered is logged and the
+   * eviction skipped.
+   *
+   * @example
+   * ```ts
+   * @CacheEvict({ tags: ['product:{id}'] })
+   * async updateProduct(id: string, patch: Partial<Product>): Promise<void> { ... }
+   *
+   * @CacheEvict({ tags: ['products'], beforeInvocation: true })
+   * async reimportCatalog(): Promise<void> { ... }
+   * ```
+   */
+  tags?: CacheTagsSpec;
   /**
    * Evict before the method runs (so it happens even if the method throws).
    * @default false

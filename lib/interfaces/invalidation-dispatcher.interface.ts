@@ -1,10 +1,11 @@
 /**
- * One unit of invalidation work: exact keys and key prefixes to drop. Plain JSON, so a durable
- * dispatcher can store it.
+ * One unit of invalidation work: exact keys, key prefixes and tags to drop. Plain JSON, so a
+ * durable dispatcher can store it.
  *
  * @example
  * ```ts
  * const job: InvalidationJob = { event: 'User', keys: [], prefixes: ['users:userId=42:'] };
+ * const tagged: InvalidationJob = { event: 'product.updated', keys: [], prefixes: [], tags: ['product:42'] };
  * ```
  */
 export interface InvalidationJob {
@@ -14,6 +15,11 @@ export interface InvalidationJob {
   readonly keys: readonly string[];
   /** Prefixes whose every key is deleted (partitions, namespaces). */
   readonly prefixes: readonly string[];
+  /**
+   * Tags whose every entry is invalidated (`CacheService.deleteByTag`). Absent from jobs that
+   * name none (and from jobs stored by versions without tags).
+   */
+  readonly tags?: readonly string[];
   /**
    * The cache namespace of the application that produced the job: its keys and prefixes are
    * applied in that namespace only (an executor of another namespace refuses the job). Set on
@@ -73,7 +79,7 @@ export type InvalidationExecutor = (job: InvalidationJob) => Promise<void>;
  * ```ts
  * class LoggingDispatcher implements InvalidationDispatcher {
  *   async dispatch(job: InvalidationJob, execute: InvalidationExecutor) {
- *     console.log('invalidating', job.keys, job.prefixes);
+ *     console.log('invalidating', job.keys, job.prefixes, job.tags);
  *     await execute(job);
  *   }
  * }

@@ -10,6 +10,7 @@ import { CACHE_MODULE_OPTIONS } from '../config/cache.constants';
 import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
 import { callTimeoutOf, type ResolvedCacheOptions } from '../config/cache-options.resolver';
 import { CacheStack } from '../core/cache-stack';
+import { MAX_TAGS } from '../config/validators';
 import { KeyConstructor, type KeyFieldValues, type KeyTarget } from '../keys/key-constructor';
 import { describeError, quote } from '../utils/describe-value';
 import { RateLimitedLogger } from '../utils/rate-limited-logger';
@@ -29,6 +30,7 @@ import {
   invalidationBindingsOf,
   planInvalidation,
   type InvalidationBinding,
+  type InvalidationPlan,
 } from './invalidation.registry';
 
 interface Subscription {
@@ -92,7 +94,8 @@ export class CacheInvalidator
 
   /**
    * Fires `event`: every rule listening to it maps the payload (or each element of an array
-   * payload) to key fields and drops the matching entries through the rule's dispatcher.
+   * payload) to key fields and its tags, and drops the matching entries and the tagged ones
+   * through the rule's dispatcher.
    * Resolves once every dispatcher has taken its job — for `'inline'` rules, once the entries
    * are gone. Never rejects because of the cache: failures are logged.
    *
@@ -106,41 +109,51 @@ export class CacheInvalidator
     const subscriptions = this.subscriptionsFor(event);
     if (subscriptions.length === 0) return;
     const label = describeEvent(event);
-    const groups = new Map<string, { keys: Set<string>; prefixes: Set<string> }>();
+    const groups = new Map<
+      string,
+      { keys: Set<string>; prefixes: Set<string>; tags: Set<string> }
+    >();
     for (const { binding, rule } of subscriptions) {
       const where = `Invalidation rule of ${binding.owner} on ${quote(label)}`;
-      let targets: KeyTarget[];
+      let plan: InvalidationPlan;
       try {
-        targets = planInvalidation(binding, rule, payload, (field, error, target) =>
+        plan = planInvalidation(binding, rule, payload, (field, error, target) =>
           this.log.warn(
             `mapping:${binding.owner}:${label}:${field}`,
-            `${where}: ${field === '*' ? 'the key' : `fieldMapping.${field}`} failed on the ` +
-              `payload (${describeError(error)}); treated as a missing value, so it drops ` +
-              `${describeTarget(target)}`,
+            `${where}: ${field === '*' ? 'the key' : field.startsWith('tags[') ? field : `fieldMapping.${field}`} ` +
+              `failed on the payload (${describeError(error)}); ` +
+              (target
+                ? `treated as a missing value, so it drops ${describeTarget(target)}`
+                : `that tag is not invalidated (the key is not a KeyConstructor, so nothing wider can be dropped)`),
           ),
         );
       } catch (error) {
         // Not knowing what to drop must never mean dropping nothing: drop the namespace.
-        targets = [{ prefix: binding.key.prefix }];
+        const targets: KeyTarget[] = binding.key ? [{ prefix: binding.key.prefix }] : [];
+        plan = { targets, tags: [] };
         this.log.error(
           `plan:${binding.owner}:${label}`,
           `${where} could not map the payload (${describeError(error)}); it drops ` +
-            `${describeTarget(targets[0])}`,
+            `${targets.length > 0 ? describeTarget(targets[0]) : 'nothing'}`,
         );
       }
       let group = groups.get(rule.dispatcher);
       if (!group) {
-        group = { keys: new Set(), prefixes: new Set() };
+        group = { keys: new Set(), prefixes: new Set(), tags: new Set() };
         groups.set(rule.dispatcher, group);
       }
-      for (const target of targets) {
+      for (const target of plan.targets) {
         if ('key' in target) group.keys.add(target.key);
         else group.prefixes.add(target.prefix);
       }
+      for (const tag of plan.tags) group.tags.add(tag);
     }
     await Promise.all(
       [...groups].map(([name, group]) =>
-        this.dispatch(name, collapse(label, this.options.namespace, group.keys, group.prefixes)),
+        this.dispatch(
+          name,
+          collapse(label, this.options.namespace, group.keys, group.prefixes, group.tags),
+        ),
       ),
     );
   }
@@ -252,7 +265,15 @@ export class CacheInvalidator
           `not applied. Give each application its own queue.`,
       );
     }
-    await this.stack.invalidate({ keys: job.keys, prefixes: job.prefixes });
+    // An entry takes at most MAX_TAGS tags, and so does one invalidation: a job naming more
+    // (an array payload) marks them in batches, all at once.
+    const tags = job.tags ?? [];
+    const batches: Array<readonly string[]> = [];
+    for (let i = 0; i < tags.length; i += MAX_TAGS) batches.push(tags.slice(i, i + MAX_TAGS));
+    await Promise.all([
+      this.stack.invalidate({ keys: job.keys, prefixes: job.prefixes, tags: batches[0] }),
+      ...batches.slice(1).map((batch) => this.stack.invalidate({ tags: batch })),
+    ]);
   };
 
   private get invalidationOptions(): CacheInvalidationOptions {
@@ -333,12 +354,16 @@ export class CacheInvalidator
   }
 }
 
-/** One job per dispatcher; keys and prefixes already covered by a shorter prefix are dropped. */
+/**
+ * One job per dispatcher; keys and prefixes already covered by a shorter prefix are dropped.
+ * `tags` is set only when there are some (a job without tags reads as before).
+ */
 function collapse(
   event: string,
   namespace: string,
   keys: Set<string>,
   prefixes: Set<string>,
+  tags: Set<string>,
 ): InvalidationJob {
   const sorted = [...prefixes].sort((a, b) => a.length - b.length);
   const kept: string[] = [];
@@ -349,6 +374,7 @@ function collapse(
     event,
     keys: [...keys].filter((key) => !kept.some((prefix) => key.startsWith(prefix))),
     prefixes: kept,
+    ...(tags.size > 0 ? { tags: [...tags] } : {}),
     namespace,
   };
 }

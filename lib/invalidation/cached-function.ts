@@ -9,6 +9,8 @@ import { recordCacheStatus } from '../runtime/cache-status';
 import type { CacheStack, WrapResult } from '../core/cache-stack';
 import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
 import { parameterNames, withDefaults } from '../keys/key-resolver';
+import { createTagsResolver, type TagsResolver } from '../keys/tag-resolver';
+import type { CacheTagsSpec } from '../interfaces/cache-operation-options.interface';
 import type { MethodSignature } from '../keys/key-template';
 import { readParameters } from '../keys/parameter-names';
 import {
@@ -40,7 +42,24 @@ export interface CacheResultOptions<A extends unknown[], R> extends CacheLoading
   ttl?: number;
   /** When it returns `true` for a result, the result is returned but not stored. */
   unless?: (result: Awaited<R>) => boolean;
-  /** Events that drop this function's entries. */
+  /**
+   * Tags of each stored result: templates rendered from the arguments like keys
+   * (`'product:{id}'`: `{name}`, `{name.path}`, `{0}`; needs the parameter names, read from
+   * the source or given as `parameterNames`), functions of the arguments returning one tag, or
+   * one function returning them all (see `CacheTagsSpec`). A call whose tags cannot be rendered
+   * runs uncached (logged).
+   *
+   * @example
+   * ```ts
+   * cacheResult(loadProduct, { key: (id: string) => `product:${id}`, tags: ['product:{id}', 'products'] });
+   * ```
+   */
+  tags?: CacheTagsSpec;
+  /**
+   * Events that drop this function's entries. A rule with `tags` and no `fieldMapping` works
+   * with a function key too (it drops the tagged entries only); the others need a
+   * `KeyConstructor` key.
+   */
   invalidateOn?: readonly InvalidationRule[];
   /**
    * Parameter names by position, for functions whose source cannot be read (native, bound or
@@ -107,6 +126,12 @@ export interface CachedFunction<A extends unknown[], R> {
  * await getUserPayload(42);            // cached under 'users:userId=42:v=1'
  * await getUserPayload.invalidate(42); // drop it
  * await getUserPayload.refresh(42);    // recompute and store
+ *
+ * export const getProduct = cacheResult(async (id: string) => db.product(id), {
+ *   key: (id) => `product:${id}`,
+ *   tags: ['product:{id}', 'products'],
+ *   invalidateOn: [InvalidationRule({ event: 'product.updated', tags: ['product:{id}'] })],
+ * });
  * ```
  */
 export function cacheResult<A extends unknown[], R>(
@@ -151,6 +176,15 @@ export function cacheResult<A extends unknown[], R>(
     }
     key.assertParameters(names, name);
   }
+  let tagsResolver: TagsResolver | undefined;
+  try {
+    tagsResolver = createTagsResolver(options.tags, signature, {
+      allowResult: false,
+      what: `cacheResult(${name})`,
+    });
+  } catch (error) {
+    throw new CacheConfigError(`cacheResult(${name}): invalid tags: ${describeError(error)}`);
+  }
   const rules = options.invalidateOn ?? [];
   const state: CachedFunctionState = {
     binding: rules.length > 0 ? createInvalidationBinding(name, key, rules) : undefined,
@@ -170,6 +204,15 @@ export function cacheResult<A extends unknown[], R>(
     }
     return rendered;
   };
+  const tagsFor = (args: A, self: unknown): readonly string[] | undefined => {
+    if (!tagsResolver) return undefined;
+    const rendered = tagsResolver.render({
+      instance: self ?? {},
+      args,
+      hasResult: false,
+    });
+    return rendered.length > 0 ? rendered : undefined;
+  };
   const cacheOrWarn = (): CacheStack | undefined => {
     const cache = hostOf(state)?.stack;
     if (!cache && !warned) {
@@ -187,13 +230,16 @@ export function cacheResult<A extends unknown[], R>(
     const cache = cacheOrWarn();
     if (!cache) return run(this, args);
     let key: string;
+    let tags: readonly string[] | undefined;
     try {
       key = keyFor(args);
+      tags = tagsFor(args, this);
     } catch (error) {
-      // As the decorators do: a key that cannot be built is logged, and the call goes through.
+      // As the decorators do: a key (or tags) that cannot be built is logged, and the call goes
+      // through: an entry stored without one of its tags would escape that tag's invalidation.
       keyLog.warn(
         `cacheResult:${name}`,
-        `cacheResult(${name}): its key could not be built, calling through: ${describeError(error)}`,
+        `cacheResult(${name}): its key or tags could not be built, calling through: ${describeError(error)}`,
       );
       return run(this, args);
     }
@@ -202,7 +248,7 @@ export function cacheResult<A extends unknown[], R>(
       .wrap<Awaited<R>>(
         key,
         () => run(this, args),
-        { ...loading, ttl: options.ttl, unless: options.unless },
+        { ...loading, ttl: options.ttl, unless: options.unless, tags },
         true,
         true,
       )
@@ -236,7 +282,20 @@ export function cacheResult<A extends unknown[], R>(
         let key: string | undefined;
         try {
           key = keyFor(args);
-          await cache.set(key, value, writeOptions);
+          let tags: readonly string[] | undefined;
+          try {
+            tags = tagsFor(args, this);
+          } catch (error) {
+            // Not stored without its tags; the old entry goes below.
+            throw new CacheKeyError(`its tags could not be built: ${describeError(error)}`);
+          }
+          await cache.set(
+            key,
+            value,
+            tags === undefined
+              ? writeOptions
+              : { ttl: options.ttl, jitter: options.jitter, grace: options.grace, tags },
+          );
         } catch (error) {
           // As a call's write: a result that cannot be cached is logged, and still returned;
           // the old entry no longer describes the data, so it goes (as @CachePut does).

@@ -1,6 +1,8 @@
 import { CacheConfigError } from '../utils/cache.errors';
+import { describeValue } from '../utils/describe-value';
 import { KeyConstructor, type KeyTarget } from '../keys/key-constructor';
 import { encodeKeyValue } from '../keys/key-constructor.encoding';
+import { compilePayloadTag, type PayloadTagRenderer } from '../keys/tag-resolver';
 import { describeEvent, type InvalidationRule } from './invalidation-rule';
 
 /**
@@ -16,8 +18,11 @@ import { describeEvent, type InvalidationRule } from './invalidation-rule';
 export interface InvalidationBinding {
   /** `'UsersService.getPayload'`, or the wrapped function's name: for logs. */
   readonly owner: string;
-  /** The key of the cached entries. */
-  readonly key: KeyConstructor;
+  /**
+   * The key of the cached entries; `undefined` when it is not a `KeyConstructor`, which only
+   * rules dropping tags alone accept.
+   */
+  readonly key: KeyConstructor | undefined;
   /** The rules. */
   readonly rules: readonly InvalidationRule[];
 }
@@ -29,41 +34,49 @@ const byClass = new WeakMap<object, Map<string | symbol, InvalidationBinding>>()
 
 /**
  * Validates a key and its rules and returns the binding. Throws {@link CacheConfigError} when
- * the key is not a {@link KeyConstructor} or a `fieldMapping` names a field the key lacks.
+ * a rule drops keys (it has a `fieldMapping`, or no `tags`) and the key is not a
+ * {@link KeyConstructor}, or when a `fieldMapping` names a field the key lacks. A rule with
+ * `tags` and no `fieldMapping` works with any key.
  */
 export function createInvalidationBinding(
   owner: string,
   key: unknown,
   rules: readonly InvalidationRule[],
 ): InvalidationBinding {
-  if (!(key instanceof KeyConstructor)) {
-    throw new CacheConfigError(
-      `${owner}: invalidateOn needs a KeyConstructor key (so an event's payload can be mapped to ` +
-        `key fields); got ${typeof key === 'string' ? `the template ${JSON.stringify(key)}` : typeof key}. ` +
-        `Declare the key with KeyConstructor.define({ namespace, fields }).`,
-    );
-  }
   const list: readonly unknown[] = rules;
   if (!isArray(list)) {
     throw new CacheConfigError(`${owner}: invalidateOn must be an array of InvalidationRule(...).`);
   }
-  const names = key.argFields.map((f) => f.name);
   for (const rule of rules) {
     if (!isRule(rule)) {
       throw new CacheConfigError(
-        `${owner}: every invalidateOn entry must come from InvalidationRule({ event, fieldMapping }).`,
+        `${owner}: every invalidateOn entry must come from InvalidationRule({ event, fieldMapping, tags }).`,
       );
     }
+  }
+  const keyed = key instanceof KeyConstructor ? key : undefined;
+  for (const rule of rules) {
+    if (rule.fieldMapping === undefined) continue;
+    if (!keyed) {
+      throw new CacheConfigError(
+        `${owner}: invalidateOn needs a KeyConstructor key (so an event's payload can be mapped to ` +
+          `key fields) for the rule on ${describeEvent(rule.event)}, which drops keys; got ` +
+          `${typeof key === 'string' ? `the template ${JSON.stringify(key)}` : typeof key}. ` +
+          `Declare the key with KeyConstructor.define({ namespace, fields }), or give the rule ` +
+          `tags and no fieldMapping (it then drops the tagged entries only).`,
+      );
+    }
+    const names = keyed.argFields.map((f) => f.name);
     for (const field of Object.keys(rule.fieldMapping)) {
       if (!names.includes(field)) {
         throw new CacheConfigError(
           `${owner}: the rule on ${describeEvent(rule.event)} maps "${field}", which is not a field ` +
-            `of key "${key.namespace}" (its fields: ${names.join(', ') || 'none'}).`,
+            `of key "${keyed.namespace}" (its fields: ${names.join(', ') || 'none'}).`,
         );
       }
     }
   }
-  return Object.freeze({ owner, key, rules: Object.freeze([...rules]) });
+  return Object.freeze({ owner, key: keyed, rules: Object.freeze([...rules]) });
 }
 
 function isArray(value: unknown): boolean {
@@ -71,11 +84,12 @@ function isArray(value: unknown): boolean {
 }
 
 function isRule(value: unknown): value is InvalidationRule {
+  if (typeof value !== 'object' || value === null || !('event' in value)) return false;
+  const { fieldMapping, tags } = value as { fieldMapping?: unknown; tags?: unknown };
   return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { fieldMapping?: unknown }).fieldMapping === 'object' &&
-    'event' in value
+    Array.isArray(tags) &&
+    ((typeof fieldMapping === 'object' && fieldMapping !== null) ||
+      (fieldMapping === undefined && tags.length > 0))
   );
 }
 
@@ -128,37 +142,108 @@ export function invalidationBindingsOf(type: unknown): InvalidationBinding[] {
 /**
  * Called when a rule's `fieldMapping` cannot give a usable value for `field` from a payload
  * (its function threw or returned a Promise, a path getter threw, or the value cannot be
- * written into a key); `target` is what the rule drops instead.
+ * written into a key); `target` is what the rule drops instead. For a tag that cannot be
+ * rendered, `field` is `tags[<index>]` and `target` is what the rule drops instead, if anything
+ * (`undefined`: the rule's key is not a `KeyConstructor`, so nothing wider can be named).
  */
-export type MappingProblemHandler = (field: string, error: unknown, target: KeyTarget) => void;
+export type MappingProblemHandler = (
+  field: string,
+  error: unknown,
+  target: KeyTarget | undefined,
+) => void;
+
+/** What one rule drops for one event: key targets and tags. */
+export interface InvalidationPlan {
+  readonly targets: KeyTarget[];
+  readonly tags: string[];
+}
 
 /**
  * The entries one rule drops for one event payload (an array payload is several payloads).
  * A mapped field whose value cannot be had is treated like a value missing from the payload:
  * the target widens (to the partition, or the key's whole namespace) rather than dropping a
- * wrong key or nothing, and `onProblem` hears why.
+ * wrong key or nothing, and `onProblem` hears why. The rule's tags are rendered from each
+ * payload; a tag that cannot be rendered widens the same way, to the key's namespace (when the
+ * key is a `KeyConstructor`), and `onProblem` hears why.
  */
 export function planInvalidation(
   binding: InvalidationBinding,
   rule: InvalidationRule,
   payload: unknown,
   onProblem?: MappingProblemHandler,
-): KeyTarget[] {
+): InvalidationPlan {
   const payloads = Array.isArray(payload) ? (payload as unknown[]) : [payload];
-  return payloads.map((item) => {
-    const problems: Array<{ field: string; error: unknown }> = [];
-    const values = mapPayload(rule, item, problems);
-    let target: KeyTarget;
-    try {
-      target = binding.key.target(values);
-    } catch (error) {
-      // Every value was checked above; should rendering still fail, drop everything.
-      problems.push({ field: '*', error });
-      target = { prefix: binding.key.prefix };
-    }
-    for (const problem of problems) onProblem?.(problem.field, problem.error, target);
-    return target;
-  });
+  const targets: KeyTarget[] = [];
+  const tags = new Set<string>();
+  const renderers = rule.tags.length > 0 ? payloadTagsOf(rule) : [];
+  const key = binding.key;
+  for (const item of payloads) {
+    if (rule.fieldMapping !== undefined && key) targets.push(keyTarget(key, rule, item, onProblem));
+    renderers.forEach((renderer, index) => {
+      try {
+        tags.add(renderer.render(item));
+      } catch (error) {
+        const wider: KeyTarget | undefined = key && { prefix: key.prefix };
+        if (wider) targets.push(wider);
+        onProblem?.(`tags[${index}]`, error, wider);
+      }
+    });
+  }
+  return { targets, tags: [...tags] };
+}
+
+function keyTarget(
+  key: KeyConstructor,
+  rule: InvalidationRule,
+  item: unknown,
+  onProblem?: MappingProblemHandler,
+): KeyTarget {
+  const problems: Array<{ field: string; error: unknown }> = [];
+  const values = mapPayload(rule, item, problems);
+  let target: KeyTarget;
+  try {
+    target = key.target(values);
+  } catch (error) {
+    // Every value was checked above; should rendering still fail, drop everything.
+    problems.push({ field: '*', error });
+    target = { prefix: key.prefix };
+  }
+  for (const problem of problems) onProblem?.(problem.field, problem.error, target);
+  return target;
+}
+
+// Rule → its tags compiled (a rule is frozen, so they are compiled once, on first use).
+const compiledTags = new WeakMap<InvalidationRule, readonly PayloadTagRenderer[]>();
+
+function payloadTagsOf(rule: InvalidationRule): readonly PayloadTagRenderer[] {
+  let renderers = compiledTags.get(rule);
+  if (!renderers) {
+    const owner = `InvalidationRule(${describeEvent(rule.event)})`;
+    renderers = rule.tags.map((tag) =>
+      typeof tag === 'string' ? compilePayloadTag(tag, owner) : functionTag(tag),
+    );
+    compiledTags.set(rule, renderers);
+  }
+  return renderers;
+}
+
+function functionTag(fn: (payload: unknown) => unknown): PayloadTagRenderer {
+  return {
+    source: '<function>',
+    render: (payload) => {
+      const tag = fn(payload);
+      if (isThenable(tag)) {
+        Promise.resolve(tag).catch(() => undefined);
+        throw new Error('returned a Promise; a tag function must return the tag itself');
+      }
+      if (typeof tag !== 'string' || tag.length === 0) {
+        throw new Error(
+          `returned ${describeValue(tag)}; a tag function must return a non-empty string`,
+        );
+      }
+      return tag;
+    },
+  };
 }
 
 function mapPayload(
@@ -167,7 +252,7 @@ function mapPayload(
   problems: Array<{ field: string; error: unknown }>,
 ): Record<string, unknown> {
   const values: Record<string, unknown> = {};
-  for (const [field, source] of Object.entries(rule.fieldMapping)) {
+  for (const [field, source] of Object.entries(rule.fieldMapping ?? {})) {
     let value: unknown;
     try {
       value = typeof source === 'function' ? source(payload) : readPath(payload, source);

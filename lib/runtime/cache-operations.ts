@@ -7,6 +7,7 @@ import type { CacheStack, WrapOptions, WrapResult, WrapStatus } from '../core/ca
 import type { CacheLoadingOptions } from '../interfaces/cache-module-options.interface';
 import type { CacheCondition, CacheUnless } from '../interfaces/cache-operation-options.interface';
 import type { KeyResolver, MethodCall } from '../keys/key-resolver';
+import type { TagsResolver } from '../keys/tag-resolver';
 import type { MethodSignature } from '../keys/key-template';
 import { describeError, quote } from '../utils/describe-value';
 import { isThenable } from '../utils/thenable';
@@ -16,6 +17,8 @@ import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 export interface CacheableOperation {
   readonly kind: 'cacheable';
   readonly key: KeyResolver;
+  /** The tags of the stored result, if the decorator sets any. */
+  readonly tags?: TagsResolver;
   readonly ttl?: number;
   /** The loading options the decorator sets (`grace`, `timeouts`, `lock`, ...), if any. */
   readonly loading?: Readonly<CacheLoadingOptions>;
@@ -27,6 +30,8 @@ export interface CacheableOperation {
 export interface CachePutOperation {
   readonly kind: 'put';
   readonly key: KeyResolver;
+  /** The tags of the stored result, if the decorator sets any. */
+  readonly tags?: TagsResolver;
   readonly ttl?: number;
   readonly jitter?: number;
   readonly grace?: number;
@@ -34,12 +39,13 @@ export interface CachePutOperation {
   readonly unless?: CacheUnless;
 }
 
-/** `@CacheEvict`: delete a key, a prefix or the namespace, before or after the method. */
+/** `@CacheEvict`: delete a key, a prefix, tags or the namespace, before or after the method. */
 export interface CacheEvictOperation {
   readonly kind: 'evict';
   readonly target:
     | { readonly type: 'key'; readonly key: KeyResolver }
     | { readonly type: 'prefix'; readonly prefix: KeyResolver }
+    | { readonly type: 'tags'; readonly tags: TagsResolver }
     | { readonly type: 'all' };
   readonly beforeInvocation: boolean;
   readonly condition?: CacheCondition;
@@ -136,11 +142,13 @@ function cacheableOnly(
   args: unknown[],
   response: StatusResponse | undefined,
 ): unknown {
+  const call: MethodCall = { instance, args, hasResult: false };
   const key =
     op.condition === undefined || applies(op, method, instance, args)
-      ? render(op.key, method, { instance, args, hasResult: false })
+      ? render(op.key, method, call)
       : undefined;
-  if (key !== undefined) {
+  const tags = key === undefined ? undefined : renderTags(op.tags, method, call);
+  if (key !== undefined && tags !== null) {
     const hit = cache.peek(key);
     if (hit !== undefined) {
       report('hit', response);
@@ -158,9 +166,9 @@ function cacheableOnly(
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   };
-  if (key === undefined) return invoke();
+  if (key === undefined || tags === null) return invoke();
   const unless = vetoed(op.unless, method, key);
-  const answer = cache.wrap(key, invoke, wrapOptionsOf(op, unless), true, true);
+  const answer = cache.wrap(key, invoke, wrapOptionsOf(op, unless, tags), true, true);
   return response ? answer.then((result) => reported(result, response)) : answer.then(reported);
 }
 
@@ -168,9 +176,10 @@ function cacheableOnly(
 function wrapOptionsOf(
   op: CacheableOperation,
   unless: ((value: unknown) => boolean) | undefined,
+  tags: readonly string[] | undefined,
 ): number | undefined | WrapOptions<unknown> {
-  if (unless === undefined && op.loading === undefined) return op.ttl;
-  return { ...op.loading, ttl: op.ttl, unless };
+  if (unless === undefined && op.loading === undefined && tags === undefined) return op.ttl;
+  return { ...op.loading, ttl: op.ttl, unless, tags };
 }
 
 function reported(result: WrapResult<unknown>, response?: StatusResponse): unknown {
@@ -238,10 +247,11 @@ async function execute(
   let result: unknown;
   const cacheable = active.find((op): op is CacheableOperation => op.kind === 'cacheable');
   const key = cacheable && render(cacheable.key, method, before);
-  if (cacheable && key !== undefined) {
+  const tags = key === undefined ? undefined : renderTags(cacheable?.tags, method, before);
+  if (cacheable && key !== undefined && tags !== null) {
     const unless = vetoed(cacheable.unless, method, key);
     result = reported(
-      await cache.wrap(key, invoke, wrapOptionsOf(cacheable, unless), healthy(), true),
+      await cache.wrap(key, invoke, wrapOptionsOf(cacheable, unless, tags), healthy(), true),
       response,
     );
   } else {
@@ -330,16 +340,19 @@ async function put(
 ): Promise<void> {
   const key = render(op.key, method, call);
   if (key === undefined || vetoed(op.unless, method, key)?.(call.result)) return;
+  // An entry stored without one of its tags would escape that tag's invalidation: nothing is
+  // stored, and the old entry, which no longer describes the data, goes (as for undefined).
+  const tags = call.result === undefined ? undefined : renderTags(op.tags, method, call);
   try {
     // A result of undefined: nothing to store, but the old entry no longer describes the data.
-    if (call.result === undefined) await cache.delete(key);
+    if (call.result === undefined || tags === null) await cache.delete(key);
     else {
       await cache.set(
         key,
         call.result,
-        op.jitter === undefined && op.grace === undefined
+        op.jitter === undefined && op.grace === undefined && tags === undefined
           ? op.ttl
-          : { ttl: op.ttl, jitter: op.jitter, grace: op.grace },
+          : { ttl: op.ttl, jitter: op.jitter, grace: op.grace, tags },
       );
     }
   } catch (error) {
@@ -366,6 +379,11 @@ async function evict(
       await cache.clear();
       return;
     }
+    if (target.type === 'tags') {
+      const tags = renderTags(target.tags, method, call);
+      if (tags) await cache.deleteByTag(tags);
+      return;
+    }
     const rendered = render(target.type === 'key' ? target.key : target.prefix, method, call);
     if (rendered === undefined) return;
     if (target.type === 'key') await cache.delete(rendered);
@@ -383,6 +401,29 @@ function render(key: KeyResolver, method: CachedMethod, call: MethodCall): strin
   } catch (error) {
     warn(method, 'key', `its key could not be rendered, calling through: ${describeError(error)}`);
     return undefined;
+  }
+}
+
+/**
+ * Renders a call's tags: `undefined` when the operation has none, `null` (logged) when they
+ * cannot be rendered — the call then goes on uncached, as for a key that cannot be rendered.
+ */
+function renderTags(
+  tags: TagsResolver | undefined,
+  method: CachedMethod,
+  call: MethodCall,
+): string[] | undefined | null {
+  if (tags === undefined) return undefined;
+  try {
+    const rendered = tags.render(call);
+    return rendered.length > 0 ? rendered : undefined;
+  } catch (error) {
+    warn(
+      method,
+      'tags',
+      `its tags could not be rendered, calling through: ${describeError(error)}`,
+    );
+    return null;
   }
 }
 

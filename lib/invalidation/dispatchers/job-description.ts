@@ -1,7 +1,7 @@
 import { quote } from '../../utils/describe-value';
 import type { InvalidationJob } from '../../interfaces/invalidation-dispatcher.interface';
 
-/** `keys "a", "b"; prefixes "c"` — what a job was meant to drop, for the dispatchers' log lines. */
+/** `keys "a", "b"; prefixes "c"; tags "d"` — what a job was meant to drop, for the dispatchers' log lines. */
 export function describeTargets(job: InvalidationJob): string {
   const parts: string[] = [];
   if (job.keys.length) {
@@ -10,6 +10,8 @@ export function describeTargets(job: InvalidationJob): string {
   if (job.prefixes.length) {
     parts.push(`prefixes ${job.prefixes.slice(0, 5).map(quote).join(', ')}${more(job.prefixes)}`);
   }
+  const tags = job.tags ?? [];
+  if (tags.length) parts.push(`tags ${tags.slice(0, 5).map(quote).join(', ')}${more(tags)}`);
   return parts.join('; ') || 'nothing';
 }
 
