@@ -75,6 +75,19 @@ const LOCK_INFIX = '#lock:';
 /** Where a tag's invalidation time lives: `namespace#tag:tag` (apart as the locks are). */
 const TAG_INFIX = '#tag:';
 
+/**
+ * Where the longest life (ms, `0`: forever) of a tagged entry written by any instance lives:
+ * `namespace#tags-life` (no tag record, `namespace#tag:...`, is this key). Marks last that long.
+ */
+const TAG_LIFE_KEY = '#tags-life';
+
+/** Keeps the longer of two lives, `0` being forever: ARGV[1] the life (ms). */
+const TAG_LIFE_SCRIPT =
+  "local old = redis.call('GET', KEYS[1]) " +
+  "if old == '0' then return 0 end " +
+  "if ARGV[1] ~= '0' and old and tonumber(old) >= tonumber(ARGV[1]) then return 0 end " +
+  "redis.call('SET', KEYS[1], ARGV[1]) return 1";
+
 /** Keeps the later of two invalidation times: ARGV[1] the time, ARGV[2] PX (0: no expiry). */
 const TAG_MARK_SCRIPT =
   "local old = tonumber(redis.call('GET', KEYS[1])) " +
@@ -300,7 +313,13 @@ export class RedisCacheAdapter implements CacheAdapter {
         }),
       ),
     mark: async (tags, at, ttlMs) => {
-      const px = ttlMs > 0 ? String(Math.max(1, Math.ceil(ttlMs))) : '0';
+      // As long as the longest-lived tagged entry any instance wrote (not only this one).
+      const life = await this.client.get(this.namespace + TAG_LIFE_KEY);
+      const shared = life === null ? NaN : Number(life);
+      const px =
+        ttlMs > 0 && shared !== 0
+          ? String(Math.max(1, Math.ceil(ttlMs), Number.isFinite(shared) ? Math.ceil(shared) : 0))
+          : '0';
       await Promise.all(
         tags.map((tag) => {
           const target = redisKey(this.namespace + TAG_INFIX + tag);
@@ -310,6 +329,10 @@ export class RedisCacheAdapter implements CacheAdapter {
             : this.client.eval(...args);
         }),
       );
+    },
+    lives: async (ttlMs) => {
+      const life = ttlMs > 0 ? String(Math.max(1, Math.ceil(ttlMs))) : '0';
+      await this.client.eval(TAG_LIFE_SCRIPT, 1, this.namespace + TAG_LIFE_KEY, life);
     },
   };
 

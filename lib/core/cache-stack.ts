@@ -327,7 +327,7 @@ export class CacheStack {
     if (invalid) return Promise.reject(invalid);
     if (!this.options.enabled) return Promise.resolve(undefined);
     if (this.local) return Promise.resolve(this.fresh<T>(key, this.local.get(key)));
-    const near = this.twoTier?.peek(key);
+    const near = this.nearCopy(key);
     if (near !== undefined) return Promise.resolve(this.fresh<T>(key, near));
     return this.errors.guarded<unknown>(
       'GET',
@@ -366,6 +366,7 @@ export class CacheStack {
   set(key: string, value: unknown, ttl?: number | SetOptions): Promise<void> {
     let seconds: number;
     let stored: unknown;
+    let published: Promise<void> | undefined;
     try {
       assertKey(key);
       const { ttl: lifetime, grace, tags } = this.writeTtlOf(ttl);
@@ -373,7 +374,7 @@ export class CacheStack {
       const times = timesOf(lifetime, grace, undefined, tags, created);
       stored = seal(toStorable(value, key), times);
       seconds = keptFor(lifetime, times);
-      if (tags) this.tagClock.lives(seconds);
+      if (tags) published = this.tagClock.lives(seconds);
     } catch (error) {
       return Promise.reject(asError(error));
     }
@@ -386,13 +387,15 @@ export class CacheStack {
     }
     // `nothing`: an adapter may resolve with its client's acknowledgement ('OK'); set resolves
     // undefined, in the same step that catches a failure.
-    return this.errors.guarded<unknown>(
-      'SET',
-      key,
-      () => this.write(key, stored, seconds),
-      undefined,
-      nothing,
-    ) as Promise<void>;
+    const write = () =>
+      this.errors.guarded<unknown>(
+        'SET',
+        key,
+        () => this.write(key, stored, seconds),
+        undefined,
+        nothing,
+      ) as Promise<void>;
+    return published ? published.then(write) : write();
   }
 
   /** Deletes `key`; resolves `true` if it existed. */
@@ -439,7 +442,8 @@ export class CacheStack {
       return true;
     }
     const expired = seal(envelope.v, {
-      expiresAt: Math.min(now, envelope.e || now),
+      // Expired at the epoch: stale whatever clock reads it (the hit path's may be 1 ms old).
+      expiresAt: EXPIRED,
       keptUntil: envelope.x,
       ...tagsOf(envelope),
     });
@@ -624,14 +628,19 @@ export class CacheStack {
     const inFlight = this.flights.joinable(key);
     // A refresh-ahead runs in the background: callers read the entry it refreshes meanwhile.
     if (inFlight && !inFlight.background) return this.join(load, inFlight);
-    if (!read) return inFlight ? this.join(load, inFlight) : this.startLoad(load, undefined);
+    if (!read) {
+      // An earlier cache call of this caller failed: no lock on the same dead backend either.
+      return inFlight
+        ? this.join(load, inFlight)
+        : this.startLoad({ ...load, lockless: true }, undefined);
+    }
     if (this.local) {
       // Read and, on a miss, start the load with no await in between: no caller can slip in.
       const cached = this.local.get(key);
       if (cached !== undefined) return this.answer(load, cached, inFlight);
       return inFlight ? this.join(load, inFlight) : this.startLoad(load, undefined);
     }
-    const near = this.twoTier?.peek(key);
+    const near = this.nearCopy(key);
     if (near !== undefined) return this.answer(load, near);
     // A read that failed has cost this caller one command timeout: the lock is not tried on the
     // same dead backend (it would cost another one; issue 10). The load fails open.
@@ -682,7 +691,11 @@ export class CacheStack {
     const flight = raced ?? this.flights.joinable(load.key);
     const now = hitClock();
     if (!isStale(envelope, now)) {
-      if (envelope.r !== undefined && now >= envelope.r && flight === undefined) this.refresh(load);
+      if (envelope.r !== undefined && now >= envelope.r && flight === undefined) {
+        // A refresh that failed is not retried by every hit (the value serves meanwhile).
+        const until = this.backoff.get(load.key);
+        if (until === undefined || now >= until) this.refresh({ ...load, over: envelope });
+      }
       return Promise.resolve({ value: envelope.v as T, status: 'hit' });
     }
     const stale: Stale = { value: envelope.v };
@@ -692,13 +705,15 @@ export class CacheStack {
       this.backoff.delete(load.key);
     }
     if (flight) return this.join(load, flight, stale);
-    return this.startLoad(load, stale);
+    return this.startLoad({ ...load, over: envelope }, stale);
   }
 
   /** Starts a background load of `load.key` (refresh-ahead): nobody waits for it. */
   private refresh<T>(load: Load<T>): void {
     if (this.loader.isLoading(load.key)) return;
-    this.startLoad({ ...load, refresh: true }, undefined).catch((error: unknown) =>
+    // Nobody waits for it: no caller's timeouts apply (a slow refresh is not a failed one).
+    const resolved = { ...policyOf(load), soft: undefined, hard: undefined };
+    this.startLoad({ ...load, resolved, refresh: true }, undefined).catch((error: unknown) =>
       this.errors.warn(
         'loader:refresh',
         `Cache refresh-ahead of ${quote(load.key)} failed (the cached value stays until it expires): ${describeError(error)}`,
@@ -722,6 +737,10 @@ export class CacheStack {
   private startLoad<T>(load: Load<T>, stale: Stale | undefined): Promise<WrapResult<T>> {
     const flight = this.flights.begin(load.key);
     flight.stale = stale;
+    const { hard } = policyOf(load);
+    // A loader that never settles must not hold the key for good: long past its callers'
+    // bound, the load is no longer joined (it is still stored if it resolves).
+    if (hard !== undefined) flight.overdueAt = Date.now() + OVERDUE_FACTOR * hard * 1000;
     if (load.refresh) flight.background = true;
     flight.replaces = stale !== undefined || load.refresh === true || load.replaces === true;
     if (load.tags) {
@@ -746,12 +765,20 @@ export class CacheStack {
       status: flight.found ? 'hit' : status,
     });
     const stale = flight.stale;
-    if (stale === undefined)
-      return this.loader.wait(load.key, promise, policyOf(load).hard).then(answered);
-    const staleAnswer: WrapResult<T> = { value: stale.value as T, status: 'stale' };
     const { soft, hard } = policyOf(load);
+    if (stale === undefined) {
+      if (hard === undefined) return promise.then(answered);
+      return this.loader.wait(load.key, promise, hard).then(answered);
+    }
+    const staleAnswer: WrapResult<T> = { value: stale.value as T, status: 'stale' };
+    // A loader's error that is an answer (an HTTP 4xx: the thing is gone, the request is
+    // wrong) reaches the caller: only failures fall back on the stale value.
+    const failed = (error: unknown): WrapResult<T> => {
+      if (isAnswer(error)) throw error;
+      return staleAnswer;
+    };
     const bound = soft === undefined ? hard : hard === undefined ? soft : Math.min(soft, hard);
-    if (bound === undefined) return promise.then(answered, () => staleAnswer);
+    if (bound === undefined) return promise.then(answered, failed);
     const which = bound === soft ? 'timeouts.soft' : 'timeouts.hard';
     // A loader's own failure is logged once by `load`; a timeout passing, here (rate-limited).
     const timedOut = (): void =>
@@ -763,7 +790,8 @@ export class CacheStack {
     return withTimeout(promise, Math.max(1, Math.round(bound * 1000)), () => STALE_TIMEOUT).then(
       answered,
       (error: unknown) => {
-        if (error === STALE_TIMEOUT) timedOut();
+        if (error !== STALE_TIMEOUT) return failed(error);
+        timedOut();
         return staleAnswer;
       },
     );
@@ -789,7 +817,8 @@ export class CacheStack {
     } catch (error) {
       this.flights.land(key, flight);
       if (token !== undefined) this.release(key, token);
-      if (flight.stale !== undefined) this.failedWithStale(load, error);
+      if (flight.stale !== undefined && !isAnswer(error)) this.failedWithStale(load, error);
+      else if (load.refresh === true) this.backOff(load.key, policy.graceBackoff);
       throw error;
     }
     // Not awaited: the caller has its value; a hung backend must not hold it for a second
@@ -823,17 +852,22 @@ export class CacheStack {
   /** A refresh with a stale value at hand failed: log it, and serve the stale value a while. */
   private failedWithStale<T>(load: Load<T>, error: unknown): void {
     const backoff = policyOf(load).graceBackoff;
+    this.backOff(load.key, backoff);
+    this.errors.warn(
+      'loader:stale',
+      `Cache loader of ${quote(load.key)} failed; serving its stale value (grace), next try in ${backoff} s: ${describeError(error)}`,
+    );
+  }
+
+  /** `key`'s loader is not run again by hits for `seconds` (its cached or stale value serves). */
+  private backOff(key: string, seconds: number): void {
     if (this.backoff.size >= MAX_BACKOFF_KEYS) {
       // Bounded: the oldest entry goes (it is retried at once, which is all it costs).
       const oldest = this.backoff.keys().next().value;
       if (oldest !== undefined) this.backoff.delete(oldest);
     }
-    this.backoff.delete(load.key);
-    this.backoff.set(load.key, Date.now() + backoff * 1000);
-    this.errors.warn(
-      'loader:stale',
-      `Cache loader of ${quote(load.key)} failed; serving its stale value (grace), next try in ${backoff} s: ${describeError(error)}`,
-    );
+    this.backoff.delete(key);
+    this.backoff.set(key, Date.now() + seconds * 1000);
   }
 
   /**
@@ -960,6 +994,22 @@ export class CacheStack {
     return this.tagClock.judge(tags, created) ?? this.tagClock.check(tags, created);
   }
 
+  /**
+   * The L1 copy of `key`, unless a tag mark this process knows of has invalidated it: that copy
+   * is dropped and the read goes to the shared tier, which may hold an entry another instance
+   * wrote after the mark (whose bus message has not arrived yet).
+   */
+  private nearCopy(key: string): unknown {
+    const near = this.twoTier?.peek(key);
+    if (!isSealed(near) || near.g === undefined) return near;
+    const envelope = opened(near);
+    if (envelope?.g === undefined || this.tagClock.judge(envelope.g, envelope.c ?? 0) !== false) {
+      return near;
+    }
+    this.twoTier?.forget(key);
+    return undefined;
+  }
+
   /** The envelope `stored` is, or `undefined` (logged) when it is malformed. */
   private opened(key: string, stored: Envelope): Envelope | undefined {
     const envelope = opened(stored);
@@ -1014,7 +1064,7 @@ export class CacheStack {
       return undefined;
     }
     const seconds = keptFor(ttl, isSealed(sealed) ? opened(sealed) : undefined);
-    if (load.tags) this.tagClock.lives(seconds);
+    const published = load.tags ? this.tagClock.lives(seconds) : undefined;
     this.backoff.delete(key);
     if (this.local) {
       this.local.set(key, sealed, seconds);
@@ -1022,13 +1072,25 @@ export class CacheStack {
     }
     flight.stored = stored;
     flight.sharedUntil = ttl > 0 ? Date.now() + ttl * 1000 : Infinity;
-    return this.errors.guarded<unknown>(
-      'SET',
-      key,
-      () => this.writeLoaded(key, sealed, seconds, flight.replaces === true),
-      undefined,
-      nothing,
-    ) as Promise<void>;
+    const write = (): Promise<void> =>
+      this.errors.guarded<unknown>(
+        'SET',
+        key,
+        () => {
+          const over = load.over;
+          if (over === undefined || this.twoTier) {
+            return this.writeLoaded(key, sealed, seconds, flight.replaces === true);
+          }
+          // Only over the entry this load replaces: another instance's write since then wins.
+          return this.swapEntry(key, over, sealed, seconds).then((swapped) =>
+            swapped === undefined ? this.writeLoaded(key, sealed, seconds, true) : undefined,
+          );
+        },
+        undefined,
+        nothing,
+      ) as Promise<void>;
+    // A write of the key while the store learnt the life wins over the load.
+    return published ? published.then(() => (flight.superseded ? undefined : write())) : write();
   }
 
   /** Another instance changed these entries (or the bus had a gap): loads of them are stale. */
@@ -1093,6 +1155,28 @@ const hitClock = coarseClock(
   () => Date.now(),
 );
 
+/**
+ * `true` for a loader error that is an answer rather than a failure: an HTTP client error
+ * (Nest's `HttpException` and any error with a `getStatus()` from 400 to 499). With `grace`, a
+ * failure is answered with the stale value; an answer reaches the caller (a deleted thing must
+ * not be served for the whole grace).
+ */
+function isAnswer(error: unknown): boolean {
+  const getStatus = (error as { getStatus?: unknown } | null)?.getStatus;
+  if (typeof getStatus !== 'function') return false;
+  const status: unknown = getStatus.call(error);
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
+/**
+ * How many `timeouts.hard` a load may run before later callers stop joining it and start a new
+ * one: a slow loader keeps its single flight, one that hangs frees its key.
+ */
+const OVERDUE_FACTOR = 10;
+
+/** The logical expiry `expire` gives an entry: the epoch's first millisecond, always past. */
+const EXPIRED = 1;
+
 /** The rejection of a caller's wait that a timeout ended (not the loader's own error). */
 const STALE_TIMEOUT = new Error('stale timeout');
 
@@ -1135,6 +1219,8 @@ interface Load<T> {
   readonly lockless?: boolean;
   /** A refresh-ahead: nobody waits for it. */
   readonly refresh?: boolean;
+  /** The stored entry (as read) this load replaces: written over only while it is still there. */
+  readonly over?: unknown;
   /** Started over an entry the store holds (stale, corrupt, due for a refresh). */
   readonly replaces?: boolean;
 }

@@ -4,6 +4,11 @@ export interface Flight {
   /** Set when the key was written, deleted or cleared while the load ran: its result is stale. */
   superseded: boolean;
   /**
+   * With `timeouts.hard`: from this time (`Date.now()` ms) the load is no longer joined (a
+   * loader that hangs must not hold its key); it goes on and is stored if it resolves.
+   */
+  overdueAt?: number;
+  /**
    * Set once the value is loaded and its write is pending: until then (`Date.now()` ms), callers
    * of the key get {@link stored} (as a hit) instead of reading a backend that may not have
    * stored it yet.
@@ -46,15 +51,23 @@ export class SingleFlight {
    * the load has started. Registered first: a loader that throws at once must find it to land.
    */
   begin(key: string): Flight {
-    const flight: Flight = { promise: undefined as unknown as Promise<unknown>, superseded: false };
+    const flight: Flight = {
+      promise: undefined as unknown as Promise<unknown>,
+      superseded: false,
+    };
     this.flights.set(key, flight);
     return flight;
   }
 
-  /** The load of `key` a caller may join, dropping one whose shared window has passed. */
+  /**
+   * The load of `key` a caller may join, dropping one whose shared window has passed or that is
+   * overdue (see {@link Flight.overdueAt}).
+   */
   joinable(key: string): Flight | undefined {
     const flight = this.flights.get(key);
-    if (flight?.sharedUntil !== undefined && Date.now() > flight.sharedUntil) {
+    if (flight === undefined) return undefined;
+    const until = flight.sharedUntil ?? flight.overdueAt;
+    if (until !== undefined && Date.now() > until) {
       this.flights.delete(key);
       return undefined;
     }

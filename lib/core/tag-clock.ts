@@ -31,6 +31,8 @@ export class TagClock {
   /** Bumped on every reset: a read that started before it is not cached. */
   private epoch = 0;
   private last = 0;
+  /** The longest life the store is known to keep marks for (ms). */
+  private published = 0;
   /** How long a mark must be kept (ms): the longest life of an entry carrying tags. */
   private retentionMs: number;
 
@@ -52,10 +54,21 @@ export class TagClock {
     return this.last;
   }
 
-  /** Notes a tagged entry written to live `seconds` (0: forever): marks must outlive it. */
-  lives(seconds: number): void {
+  /**
+   * Notes a tagged entry written to live `seconds` (0: forever): marks must outlive it, this
+   * process's and, through the store, every instance's. A promise when the store must learn it
+   * first (write the entry once it settles; it never rejects), else `undefined`.
+   */
+  lives(seconds: number): Promise<void> | undefined {
     const ms = seconds > 0 ? seconds * 1000 : Infinity;
     if (ms > this.retentionMs) this.retentionMs = ms;
+    if (this.store === undefined || ms <= this.published) return undefined;
+    return this.store.lives(ms === Infinity ? 0 : ms).then(
+      () => {
+        if (ms > this.published) this.published = ms;
+      },
+      () => undefined, // tried again with the next tagged write
+    );
   }
 
   /**

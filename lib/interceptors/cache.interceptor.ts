@@ -214,11 +214,15 @@ export class CacheInterceptor implements NestInterceptor {
     let owner = false;
     let handOver!: (answer: Answer) => void;
     const ran = new Promise<Answer>((resolve) => (handOver = resolve));
+    let failure: { readonly error: unknown } | undefined;
     const loaded = this.cache.wrap<Outcome>(
       key,
       () => {
         owner = true;
-        return this.respond(context, next, handOver);
+        return this.respond(context, next, handOver).catch((error: unknown) => {
+          failure = { error };
+          throw error;
+        });
       },
       { ttl, unless: isNotStored },
     );
@@ -228,6 +232,8 @@ export class CacheInterceptor implements NestInterceptor {
         // The handler failed (this request's, or the one it joined) and `grace` kept the last
         // response: it answers, marked STALE.
         if (status === 'stale' && isEntry(value)) return { kind: 'cached', entry: value, status };
+        // Its handler failed and the stale value is no stored response: the error answers.
+        if (status === 'stale' && failure) throw failure.error;
         if (owner) return ran;
         if (value === NOT_STORED || !isEntry(value)) return UNCACHED;
         return { kind: 'cached', entry: value, status: status === 'hit' ? 'hit' : 'shared' };

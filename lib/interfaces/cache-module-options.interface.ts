@@ -144,7 +144,9 @@ export interface CacheLoaderTimeouts {
    * not cancelled: it goes on, and its value is stored when it resolves (unless the key was
    * written, deleted or cleared meanwhile), so a later call hits. Each caller is bounded from
    * the moment it started waiting: one that joins a load already running gets its own `hard`
-   * seconds.
+   * seconds. A load still running 10 × `hard` after it started is no longer joined: the next
+   * caller starts a new one (a loader that hangs does not hold its key for good; the old load
+   * is still stored if it resolves).
    * @default none (a caller waits as long as the loader runs)
    */
   hard?: number;

@@ -17,6 +17,11 @@ export interface TagStore {
    * `ttlMs` (`0`: no expiry).
    */
   mark(tags: readonly string[], at: number, ttlMs: number): Promise<void>;
+  /**
+   * Records that some instance writes tagged entries living up to `ttlMs` (`0`: forever): every
+   * later {@link mark}, by any instance, keeps its records at least that long.
+   */
+  lives(ttlMs: number): Promise<void>;
 }
 
 /** The tag store `adapter` offers, if any. @internal */

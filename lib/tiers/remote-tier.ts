@@ -245,6 +245,13 @@ export class RemoteTier {
           this.failed('SET', 'tags', 'applied on recovery', error, epoch);
         }
       },
+      // Rejected while the store is away: the caller tries again with its next tagged write.
+      lives: async (ttlMs) => {
+        if (!this.available) throw new Error('primary unavailable');
+        const epoch = this.breaker.epoch;
+        await this.timed(() => store.lives(ttlMs));
+        this.breaker.recordSuccess(epoch);
+      },
     };
   }
 

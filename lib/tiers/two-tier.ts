@@ -257,6 +257,7 @@ export class TwoTier implements CacheAdapter {
           this.publish({ tags: tags.map((tag) => [tag, at] as const) });
         }
       },
+      lives: (ttlMs) => store.lives(ttlMs),
     };
   }
 
@@ -273,6 +274,11 @@ export class TwoTier implements CacheAdapter {
   /** The L1 copy of `key` when the L1 may be trusted, else `undefined`. */
   peek<T>(key: string): T | undefined {
     return this.trusted() ? this.l1.get<T>(key) : undefined;
+  }
+
+  /** Drops this process's L1 copy of `key` (no bus message: the shared entry is untouched). */
+  forget(key: string): void {
+    this.l1.drop(key);
   }
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
