@@ -422,6 +422,46 @@ async function main(): Promise<void> {
       result.durationMs = Math.max(...result.settledAt) - result.startedAt;
       return result;
     },
+    setTagged: async ({ key, value, tags, ttl }) => {
+      const calledAt = now();
+      await cache.set(key, value, { tags, ...(ttl === undefined ? {} : { ttl }) });
+      return { calledAt, doneAt: now() };
+    },
+    deleteByTag: async ({ tags }) => {
+      const calledAt = now();
+      await cache.deleteByTag(tags);
+      return { calledAt, doneAt: now() };
+    },
+    watchMiss: async ({ key, timeoutMs, intervalMs }) => {
+      const first = await read(key);
+      const armedAt = now();
+      const watchId = nextWatch++;
+      const outcome = deferred<{ seenAt: number; reads: number }>();
+      watches.set(watchId, outcome.promise);
+      if (!first.hit) {
+        outcome.resolve({ seenAt: armedAt, reads: 1 });
+      } else {
+        const deadline = armedAt + timeoutMs;
+        const again = intervalMs ? () => setTimeout(poll, intervalMs) : () => setImmediate(poll);
+        let reads = 1;
+        const poll = () => {
+          read(key).then((r) => {
+            reads++;
+            const at = now();
+            if (!r.hit) outcome.resolve({ seenAt: at, reads });
+            else if (at > deadline) {
+              outcome.reject(
+                new Error(
+                  `${key} still read ${JSON.stringify(r)} after ${timeoutMs} ms and ${reads} reads`,
+                ),
+              );
+            } else again();
+          }, outcome.reject);
+        };
+        again();
+      }
+      return { watchId, first, armedAt };
+    },
     clock: () => ({ now: now() }),
     stats: () => {
       const tiers = stack.tiers as unknown as Record<string, unknown>;

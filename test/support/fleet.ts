@@ -199,6 +199,24 @@ export interface FleetCommands {
     };
     result: StormResult;
   };
+  /**
+   * `CacheService.set(key, value, { ttl, tags })` (issue 14); answers the child's clock when it was
+   * called and when it resolved.
+   */
+  setTagged: {
+    args: { key: string; value: Json; tags: string[]; ttl?: number };
+    result: { calledAt: number; doneAt: number };
+  };
+  /** `CacheService.deleteByTag(tags)`; answers the child's clock when it was called and resolved. */
+  deleteByTag: { args: { tags: string[] }; result: { calledAt: number; doneAt: number } };
+  /**
+   * Like `watch`, until `key` reads as a miss: answers once the first poll has read (with what it
+   * read); {@link FleetCommands.watched} gives when the first miss was read.
+   */
+  watchMiss: {
+    args: { key: string; timeoutMs: number; intervalMs?: number };
+    result: { watchId: number; first: Read; armedAt: number };
+  };
   /** The child's clock. */
   clock: { args: Record<string, never>; result: { now: number } };
   stats: { args: Record<string, never>; result: FleetStats };
