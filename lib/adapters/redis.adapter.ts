@@ -330,6 +330,10 @@ export class RedisCacheAdapter implements CacheAdapter {
         }),
       );
     },
+    time: async () => {
+      const [seconds, micros] = await this.client.time();
+      return Number(seconds) * 1000 + Number(micros) / 1000;
+    },
     lives: async (ttlMs) => {
       const life = ttlMs > 0 ? String(Math.max(1, Math.ceil(ttlMs))) : '0';
       await this.client.eval(TAG_LIFE_SCRIPT, 1, this.namespace + TAG_LIFE_KEY, life);

@@ -268,8 +268,33 @@ export class CacheStack {
       () => {
         // No store keeps the marks: drop what they could cover.
         this.flights.supersede('', false);
-        tiers.local?.dropAll();
+        if (tiers.local) {
+          tiers.local.dropAll();
+          return undefined;
+        }
+        // A store of the user's own (no tag records): the marks go once it is cleared.
+        return this.store.clear().catch((error: unknown) => {
+          this.errors.failed('CLEAR', '*', error);
+          throw error;
+        });
       },
+    );
+    this.tagsLocalOnly = tagStore === undefined && tiers.local === undefined;
+  }
+
+  /** Tags are used on a shared store of the user's own, which keeps no tag records. */
+  private readonly tagsLocalOnly: boolean;
+  private warnedLocalTags = false;
+
+  /** Warns once that `deleteByTag` reaches this process only (see {@link tagsLocalOnly}). */
+  private tagsHere(): void {
+    if (!this.tagsLocalOnly || this.warnedLocalTags) return;
+    this.warnedLocalTags = true;
+    this.errors.warn(
+      'tags:local-only',
+      `Cache tags on adapter ${this.store.constructor.name}: it keeps no tag records, so ` +
+        `deleteByTag reaches this process only (other instances, and this one after a ` +
+        `restart, still serve the entries); use the memory or Redis provider for tags`,
     );
   }
 
@@ -281,12 +306,27 @@ export class CacheStack {
     // Switched off (`enabled: false`): no call reaches the tiers, so no bus connection either.
     if (!this.options.enabled) return;
     await this.twoTier?.start(this.tiers.twoTier ? this.tiers.ownL1 : false);
+    // Tag marks on the shared store's clock, before the first request (bounded: an unreachable
+    // store must not hold startup; it is tried again soon), then every minute.
+    const synced = await withTimeout(this.tagClock.sync(), TAG_CLOCK_FIRST_SYNC_MS).catch(
+      () => false,
+    );
+    this.clockTimer = setInterval(() => void this.tagClock.sync(), TAG_CLOCK_SYNC_MS);
+    this.clockTimer.unref();
+    if (!synced) {
+      setTimeout(() => void this.tagClock.sync(), TAG_CLOCK_RETRY_MS).unref();
+    }
   }
 
   /** Stops the bus (after a bounded flush) and the stack's own L1. Called by Nest. */
   async onApplicationShutdown(signal?: string): Promise<void> {
+    clearInterval(this.clockTimer);
+    this.clockTimer = undefined;
     await this.twoTier?.stop(this.tiers.twoTier ? this.tiers.ownL1 : false, signal);
   }
+
+  /** Re-aligns the tag clock on the shared store's every {@link TAG_CLOCK_SYNC_MS}. */
+  private clockTimer: NodeJS.Timeout | undefined;
 
   /**
    * Whether the bus hears the other instances: `live`, `deaf` (the L1 is bypassed until it is
@@ -374,7 +414,11 @@ export class CacheStack {
       const times = timesOf(lifetime, grace, undefined, tags, created);
       stored = seal(toStorable(value, key), times);
       seconds = keptFor(lifetime, times);
-      if (tags) published = this.tagClock.lives(seconds);
+      // Switched off: nothing reaches the tiers, the tag store (namespace#tags-life) included.
+      if (tags && this.options.enabled) {
+        this.tagsHere();
+        published = this.tagClock.lives(seconds);
+      }
     } catch (error) {
       return Promise.reject(asError(error));
     }
@@ -530,6 +574,7 @@ export class CacheStack {
   async deleteByTag(tags: string | readonly string[]): Promise<void> {
     const list = checkedTags(typeof tags === 'string' ? [tags] : tags);
     if (list === undefined || !this.options.enabled) return;
+    this.tagsHere();
     try {
       await this.markTags(list);
     } catch (error) {
@@ -1064,6 +1109,7 @@ export class CacheStack {
       return undefined;
     }
     const seconds = keptFor(ttl, isSealed(sealed) ? opened(sealed) : undefined);
+    if (load.tags) this.tagsHere();
     const published = load.tags ? this.tagClock.lives(seconds) : undefined;
     this.backoff.delete(key);
     if (this.local) {
@@ -1173,6 +1219,12 @@ function isAnswer(error: unknown): boolean {
  * one: a slow loader keeps its single flight, one that hangs frees its key.
  */
 const OVERDUE_FACTOR = 10;
+
+/** How often the tag clock is re-aligned on the shared store's (ms). */
+const TAG_CLOCK_SYNC_MS = 60_000;
+/** The longest startup waits for the first alignment, and when a failed one is retried (ms). */
+const TAG_CLOCK_FIRST_SYNC_MS = 500;
+const TAG_CLOCK_RETRY_MS = 1_000;
 
 /** The logical expiry `expire` gives an entry: the epoch's first millisecond, always past. */
 const EXPIRED = 1;

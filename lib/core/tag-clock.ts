@@ -3,6 +3,13 @@ import type { TagStore } from '../interfaces/tag-store';
 /** Tags whose times a process remembers at most (beyond, the oldest are forgotten or, alone, the store is cleared). */
 const MAX_MARKS = 100_000;
 /** Times read from the shared store kept at most (an LRU; a forgotten one is read again). */
+/** A clock reading whose round trip took longer is not trusted (ms). */
+const SYNC_MAX_RTT_MS = 100;
+/** Readings of the store's clock per alignment (the fastest round trip is kept). */
+const SYNC_SAMPLES = 3;
+/** Skew from the store's clock left uncorrected (ms). */
+const SYNC_MIN_SKEW_MS = 1;
+
 const MAX_FETCHED = 10_000;
 
 /**
@@ -26,6 +33,8 @@ const MAX_FETCHED = 10_000;
 export class TagClock {
   /** Marks made or heard here: tag → its time, until when it must be kept (ms). */
   private readonly marks = new Map<string, { at: number; until: number }>();
+  /** An overflow clear is under way (no store): the marks wait for it. */
+  private clearing = false;
   /** Times read from the store while trusted (0: never invalidated), most recent last. */
   private readonly fetched = new Map<string, number>();
   /** Bumped on every reset: a read that started before it is not cached. */
@@ -41,17 +50,68 @@ export class TagClock {
     private readonly trusted: () => boolean,
     /** The longest life (ttl + grace, in seconds; 0 = forever) of a tagged entry to expect. */
     lifetime: number,
-    /** Called when more marks pile up than kept, with no store to hold them: clear the cache. */
-    private readonly overflow: () => void,
+    /**
+     * Called when more marks pile up than kept, with no store to hold them: clear the cache.
+     * A promise when the clear takes time: the marks are kept until it has succeeded.
+     */
+    private readonly overflow: () => Promise<void> | undefined | void,
   ) {
     this.retentionMs = lifetime > 0 ? lifetime * 1000 : Infinity;
   }
 
-  /** A time (ms) later than any this process has taken: creation times and marks. */
+  /**
+   * This host's clock (ms since the epoch, sub-millisecond, monotonic). Replaceable in tests to
+   * model a host whose clock is off.
+   * @internal
+   */
+  local: () => number = () => performance.timeOrigin + performance.now();
+
+  /** What to add to {@link local} to read the shared store's clock (see {@link sync}). */
+  private offset = 0;
+
+  /**
+   * A time (ms) later than any this process has taken: creation times and marks. With a shared
+   * store, on the store's clock (see {@link sync}), so instances whose clocks disagree still
+   * order marks and creation times alike.
+   */
   stamp(): number {
-    const now = performance.timeOrigin + performance.now();
+    const now = this.local() + this.offset;
     this.last = now > this.last ? now : this.last + 0.001;
     return this.last;
+  }
+
+  /**
+   * Aligns {@link stamp} on the shared store's clock (Redis `TIME`), compensating half the
+   * round trip: marks and creation times of every instance then come from one clock, within a
+   * round trip, whatever their hosts' clocks say. Never rejects: on failure (or a round trip
+   * too slow to trust) the previous offset stays. Called at startup and every minute. Resolves
+   * whether it aligned (`true` too without a shared store: nothing to align on).
+   */
+  async sync(): Promise<boolean> {
+    if (this.store?.time === undefined) return true;
+    let best: { rtt: number; offset: number } | undefined;
+    try {
+      // The reading with the shortest round trip is the most precise (error: half of it).
+      for (let i = 0; i < SYNC_SAMPLES; i++) {
+        const sent = this.local();
+        const remote = await this.store.time();
+        const received = this.local();
+        const rtt = received - sent;
+        if (rtt <= SYNC_MAX_RTT_MS && (best === undefined || rtt < best.rtt)) {
+          best = { rtt, offset: remote - (sent + received) / 2 };
+        }
+      }
+    } catch {
+      // Kept: the next sync tries again.
+      return false;
+    }
+    if (best === undefined) return false;
+    // Hosts agreeing within a millisecond keep their own clocks: processes of one host then
+    // order marks exactly, and a correction is never noisier than the skew it corrects.
+    if (Math.abs(best.offset - this.offset) > SYNC_MIN_SKEW_MS) {
+      this.offset = Math.abs(best.offset) > SYNC_MIN_SKEW_MS ? best.offset : 0;
+    }
+    return true;
   }
 
   /**
@@ -108,7 +168,9 @@ export class TagClock {
     tags.forEach((tag, i) => {
       const at = times[i] ?? 0;
       if (at >= created) valid = false;
-      if (cache && epoch === this.epoch && this.trusted()) this.remember(tag, at);
+      // A mark made or heard while the read was in flight is newer than what it returned.
+      const mark = this.marks.get(tag)?.at ?? 0;
+      if (cache && epoch === this.epoch && this.trusted()) this.remember(tag, Math.max(at, mark));
     });
     return valid;
   }
@@ -163,8 +225,25 @@ export class TagClock {
     for (const [tag, mark] of this.marks) if (mark.until <= now) this.marks.delete(tag);
     if (this.marks.size <= MAX_MARKS) return;
     if (this.store === undefined) {
-      this.marks.clear();
-      this.overflow();
+      if (this.clearing) return;
+      const covered = new Map(this.marks);
+      // Only the marks the clear covers go (a newer mark of a tag stays).
+      const forget = (): void => {
+        for (const [tag, mark] of covered) {
+          if (this.marks.get(tag) === mark) this.marks.delete(tag);
+        }
+      };
+      const cleared = this.overflow();
+      if (!cleared) {
+        forget();
+        return;
+      }
+      this.clearing = true;
+      cleared
+        .then(forget, () => undefined)
+        .finally(() => {
+          this.clearing = false;
+        });
       return;
     }
     for (const tag of this.marks.keys()) {

@@ -22,6 +22,11 @@ export interface TagStore {
    * later {@link mark}, by any instance, keeps its records at least that long.
    */
   lives(ttlMs: number): Promise<void>;
+  /**
+   * The store's clock (ms since the epoch): tag marks and creation times are taken on it, so
+   * instances whose hosts' clocks disagree still agree on them.
+   */
+  time?(): Promise<number>;
 }
 
 /** The tag store `adapter` offers, if any. @internal */

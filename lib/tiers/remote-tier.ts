@@ -245,6 +245,13 @@ export class RemoteTier {
           this.failed('SET', 'tags', 'applied on recovery', error, epoch);
         }
       },
+      time: async () => {
+        if (!this.available) throw new Error('primary unavailable');
+        if (store.time === undefined) throw new Error('no clock');
+        return this.timed(() =>
+          store.time ? store.time() : Promise.reject(new Error('no clock')),
+        );
+      },
       // Rejected while the store is away: the caller tries again with its next tagged write.
       lives: async (ttlMs) => {
         if (!this.available) throw new Error('primary unavailable');

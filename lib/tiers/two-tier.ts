@@ -258,6 +258,8 @@ export class TwoTier implements CacheAdapter {
         }
       },
       lives: (ttlMs) => store.lives(ttlMs),
+      time:
+        store.time && (() => (store.time ? store.time() : Promise.reject(new Error('no clock')))),
     };
   }
 
