@@ -3,6 +3,12 @@ import type { TagStore } from '../interfaces/tag-store';
 /** Tags whose times a process remembers at most (beyond, the oldest are forgotten or, alone, the store is cleared). */
 const MAX_MARKS = 100_000;
 /** Times read from the shared store kept at most (an LRU; a forgotten one is read again). */
+/** This host's clock: ms since the epoch, sub-millisecond, monotonic. */
+const hostClock = (): number => performance.timeOrigin + performance.now();
+
+/** The offset of each local clock from the shared store's (see `TagClock.sync`). */
+const offsets = new WeakMap<() => number, number>();
+
 /** A clock reading whose round trip took longer is not trusted (ms). */
 const SYNC_MAX_RTT_MS = 100;
 /** Readings of the store's clock per alignment (the fastest round trip is kept). */
@@ -64,10 +70,20 @@ export class TagClock {
    * model a host whose clock is off.
    * @internal
    */
-  local: () => number = () => performance.timeOrigin + performance.now();
+  local: () => number = hostClock;
 
-  /** What to add to {@link local} to read the shared store's clock (see {@link sync}). */
-  private offset = 0;
+  /**
+   * What to add to {@link local} to read the shared store's clock (see {@link sync}): one per
+   * clock, so every application of a process reading the host's clock adds the same offset and
+   * orders its marks exactly against the others'.
+   */
+  private get offset(): number {
+    return offsets.get(this.local) ?? 0;
+  }
+
+  private set offset(offset: number) {
+    offsets.set(this.local, offset);
+  }
 
   /**
    * A time (ms) later than any this process has taken: creation times and marks. With a shared

@@ -18,6 +18,7 @@ import {
   type CacheModuleOptions,
 } from '../../lib';
 import { CacheStack, type WrapOptions, type WrapResult } from '../../lib/core/cache-stack';
+import { deferred } from '../support/deferred';
 import { eventually } from '../support/eventually';
 import { createHttpApp, PLATFORMS } from '../support/http-platforms';
 import { CapturingLogger } from '../support/logs';
@@ -50,22 +51,6 @@ async function boot(options: CacheModuleOptions = {}): Promise<Booted> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 let server: RedisServer;
 

@@ -219,14 +219,19 @@ describe('held up', () => {
     await a.cache.deleteByTag('t');
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let reading = false;
     const loading = a.cache.wrap(
       'k',
       async () => {
+        reading = true;
         await gate;
         return 'v1 (read before the second change)';
       },
       { tags: ['t'] },
     );
+    // The loader is running (it read the data) when b invalidates the tag. (A wrap whose loader
+    // starts after the invalidation loads data newer than it: storing that is right.)
+    await eventually(async () => reading, 5000, 1);
     await b.cache.deleteByTag('t');
     await eventually(async () => (await a.cache.get('k')) === undefined, 5000, 5);
     release();

@@ -11,6 +11,7 @@ import {
   type CacheModuleOptions,
 } from '../../lib';
 import { CacheStack, type WrapOptions, type WrapResult } from '../../lib/core/cache-stack';
+import { deferred, track } from '../support/deferred';
 import { eventually } from '../support/eventually';
 import { Gate } from '../support/gated-adapter';
 import { CapturingLogger } from '../support/logs';
@@ -22,38 +23,6 @@ import { uniqueNamespace } from '../support/redis';
  * CacheStack (as CacheService, `@Cacheable` and `cacheResult` call it) for how each call was
  * answered. First with fake timers (exact bounds), then with real, short slow loaders.
  */
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-interface Tracked<T> {
-  settled: boolean;
-  result?: T;
-  error?: unknown;
-}
-
-/** Follows a Promise without awaiting it, so a test can look at it as the clock moves. */
-function track<T>(promise: Promise<T>): Tracked<T> {
-  const state: Tracked<T> = { settled: false };
-  promise.then(
-    (result) => Object.assign(state, { settled: true, result }),
-    (error: unknown) => Object.assign(state, { settled: true, error }),
-  );
-  return state;
-}
 
 /** Moves the faked clock, running the Promise callbacks due in between. */
 const advance = (ms: number): Promise<void> => jest.advanceTimersByTimeAsync(ms);

@@ -20,6 +20,7 @@ import type {
   WrapResult,
 } from '../../lib/core/cache-stack';
 import { createCacheStack } from '../../lib/core/create-stack';
+import { deferred, track, type Tracked } from '../support/deferred';
 import { eventually } from '../support/eventually';
 import { FlakyAdapter } from '../support/flaky-adapter';
 import { Gate } from '../support/gated-adapter';
@@ -31,38 +32,6 @@ import { sharedRedisUrl, uniqueNamespace } from '../support/redis';
  * First on the stack with fake timers, then with real slow loaders through CacheService,
  * `@Cacheable` and `cacheResult` on memory and Redis.
  */
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-interface Tracked<T> {
-  settled: boolean;
-  result?: T;
-  error?: unknown;
-}
-
-/** Follows a Promise without awaiting it, so a test can look at it as the clock moves. */
-function track<T>(promise: Promise<T>): Tracked<T> {
-  const state: Tracked<T> = { settled: false };
-  promise.then(
-    (result) => Object.assign(state, { settled: true, result }),
-    (error: unknown) => Object.assign(state, { settled: true, error }),
-  );
-  return state;
-}
 
 /** Moves the faked clock, running the Promise callbacks due in between. */
 const advance = (ms: number): Promise<void> => jest.advanceTimersByTimeAsync(ms);
