@@ -265,17 +265,20 @@ export class BullMqDispatcher implements InvalidationDispatcher {
     try {
       await this.add([job]);
     } catch (error) {
+      // Under a millisecond left counts as none: a timer may fire up to a millisecond before
+      // `Date.now()` shows its whole wait.
       const left = this.addTimeout - (Date.now() - started);
+      const budget = left > 1;
       this.log.warn(
         'bullmq:add',
         `BullMQ did not take the invalidation job for ${quote(job.event)} (${describeError(error)}); running it ` +
-          `inline now${left > 0 ? '' : ' in the background'} and re-sending it when Redis is back.`,
+          `inline now${budget ? '' : ' in the background'} and re-sending it when Redis is back.`,
       );
       this.buffer(job);
       // The add already spent the caller's budget when Redis hangs: an inline run against that
       // same Redis must not add a second wait (runInline logs its own failure, never rejects).
       const inline = this.runInline(job, execute);
-      if (left > 0) await withTimeout(inline, left).catch(() => undefined);
+      if (budget) await withTimeout(inline, left).catch(() => undefined);
     }
   }
 
