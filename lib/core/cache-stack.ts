@@ -1083,6 +1083,7 @@ export class CacheStack {
     if (flight.superseded || value === undefined) return undefined;
     let stored: unknown;
     let sealed: unknown;
+    let times: EntryTimes | undefined;
     try {
       const veto: unknown = unless?.(value);
       if (veto) {
@@ -1096,10 +1097,8 @@ export class CacheStack {
         return undefined;
       }
       stored = toStorable(value, key);
-      sealed = seal(
-        stored,
-        timesOf(ttl, policy.grace, policy.refreshAhead, load.tags, flight.created),
-      );
+      times = timesOf(ttl, policy.grace, policy.refreshAhead, load.tags, flight.created);
+      sealed = seal(stored, times);
     } catch (error) {
       // The loader's value is still good: the caller gets it, uncached.
       this.errors.warn(
@@ -1108,7 +1107,7 @@ export class CacheStack {
       );
       return undefined;
     }
-    const seconds = keptFor(ttl, isSealed(sealed) ? opened(sealed) : undefined);
+    const seconds = keptFor(ttl, times);
     if (load.tags) this.tagsHere();
     const published = load.tags ? this.tagClock.lives(seconds) : undefined;
     this.backoff.delete(key);
@@ -1326,14 +1325,9 @@ function checkedTags(tags: unknown): readonly string[] | undefined {
 }
 
 /** The TTL (seconds) the stored entry is written with: its TTL, plus its grace if any. */
-function keptFor(
-  ttl: number,
-  times: Pick<EntryTimes, 'expiresAt' | 'keptUntil'> | { e: number; x: number } | undefined,
-): number {
+function keptFor(ttl: number, times: EntryTimes | undefined): number {
   if (times === undefined || !(ttl > 0)) return ttl;
-  const [expiresAt, keptUntil] =
-    'e' in times ? [times.e, times.x] : [times.expiresAt, times.keptUntil];
-  return Math.min(MAX_TTL, ttl + (keptUntil - expiresAt) / 1000);
+  return Math.min(MAX_TTL, ttl + (times.keptUntil - times.expiresAt) / 1000);
 }
 
 /** Throws `CacheArgumentError` on an unknown field or a loading option out of bounds. */
