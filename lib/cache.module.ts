@@ -14,6 +14,8 @@ import { CacheService } from './cache.service';
 import { CacheExplorer } from './discovery/cache.explorer';
 import { CacheMetadataAccessor } from './discovery/cache-metadata.accessor';
 import { CacheInvalidator } from './invalidation/cache-invalidator.service';
+import { CacheDiagnostics } from './diagnostics/cache-diagnostics';
+import { CacheHealthIndicator } from './diagnostics/cache-health.indicator';
 import { CacheAdapter } from './interfaces/cache-adapter.interface';
 import type {
   CacheModuleAsyncOptions,
@@ -77,6 +79,7 @@ export class CacheModule {
     CacheAdapter,
     CACHE_MODULE_OPTIONS,
     CacheInvalidator,
+    CacheHealthIndicator,
   ];
 
   private static coreProviders(): Provider[] {
@@ -103,6 +106,8 @@ export class CacheModule {
       CacheInvalidator,
       CacheMetadataAccessor,
       CacheExplorer,
+      CacheDiagnostics,
+      CacheHealthIndicator,
     ];
   }
 

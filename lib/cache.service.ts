@@ -6,6 +6,8 @@ import {
   type WrapResult,
   type WrapStatus,
 } from './core/cache-stack';
+import type { CacheEvents } from './core/cache-events';
+import type { CacheStats } from './interfaces/cache-stats.interface';
 
 export type { SetOptions, WrapOptions, WrapStatus };
 
@@ -27,6 +29,35 @@ export type { SetOptions, WrapOptions, WrapStatus };
 export class CacheService {
   /** @internal Nest builds the service over the application's cache stack. */
   constructor(private readonly stack: CacheStack) {}
+
+  /**
+   * The cache's typed events: `hit`, `miss`, `stale`, `set`, `delete`, `clear`, `error`,
+   * `loader.done`, `loader.error`, `loader.timeout`, `circuit`, `bus.message`, `bus.gap`,
+   * `bus.state` and `lock.wait` (see {@link CacheEventMap}). With `@nestjs/event-emitter` set up,
+   * each is also emitted there as `cachekit.<name>`.
+   *
+   * @example
+   * ```ts
+   * cache.events.on('loader.error', ({ key, error }) => this.logger.error(`load of ${key}`, error));
+   * ```
+   */
+  get events(): CacheEvents {
+    return this.stack.events;
+  }
+
+  /**
+   * Counters since the application started (hits, misses, stale answers, writes, deletes,
+   * backend errors, loader runs, lock waits), per tier, with the state of the tiers now (L1
+   * entries and bytes, circuit, bus): what a `/cache/stats` admin route shows.
+   *
+   * @example
+   * ```ts
+   * @Get('cache/stats') stats() { return this.cache.stats(); }
+   * ```
+   */
+  stats(): CacheStats {
+    return this.stack.stats();
+  }
 
   /** `false` when caching is switched off (`enabled: false`). */
   get enabled(): boolean {

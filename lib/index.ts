@@ -13,6 +13,8 @@ export type {
   CacheLoadingOptions,
   CacheLockOptions,
   CacheMemoryOptions,
+  CacheMeterProvider,
+  CacheMetricsOptions,
   CacheModuleAsyncOptions,
   CacheModuleOptions,
   CacheOptionsFactory,
@@ -23,6 +25,49 @@ export type { CacheInvalidationOptions } from './interfaces/cache-invalidation-o
 
 // The service
 export { CacheService, type SetOptions, type WrapOptions, type WrapStatus } from './cache.service';
+
+// Observability
+export { CacheEvents } from './core/cache-events';
+export type {
+  CacheBusGapEvent,
+  CacheBusMessageEvent,
+  CacheBusStateEvent,
+  CacheCircuitEvent,
+  CacheClearEvent,
+  CacheDeleteEvent,
+  CacheErrorEvent,
+  CacheEventBase,
+  CacheEventListener,
+  CacheEventMap,
+  CacheEventName,
+  CacheHitEvent,
+  CacheLoaderDoneEvent,
+  CacheLoaderErrorEvent,
+  CacheLoaderTimeoutEvent,
+  CacheLockWaitEvent,
+  CacheMissEvent,
+  CacheReadOperation,
+  CacheSetEvent,
+  CacheStaleEvent,
+  CacheTierName,
+} from './interfaces/cache-events.interface';
+export type {
+  CacheBusStats,
+  CacheHealth,
+  CacheL1Stats,
+  CacheL2Stats,
+  CacheLoaderStats,
+  CacheLockStats,
+  CacheStats,
+  CacheTierStats,
+} from './interfaces/cache-stats.interface';
+export {
+  CacheHealthIndicator,
+  type CacheHealthCheckOptions,
+  type CacheHealthDetails,
+  type CacheHealthIndicatorResult,
+  type CacheHealthStatus,
+} from './diagnostics/cache-health.indicator';
 
 // Errors
 export {

@@ -38,6 +38,13 @@ function isEsm(file) {
 
 function replaceImportMeta(source, file) {
   const code = source
+    // `const require = createRequire(import.meta.url)` (terminus 12's HealthCheck decorator)
+    // would redeclare the CommonJS wrapper's own `require`, which already resolves from here.
+    .replace(/^const require = createRequire\(import\.meta\.url\);$/m, '')
+    .replace(
+      /\bimport\.meta\.resolve\b/g,
+      '((specifier) => require("node:url").pathToFileURL(require.resolve(specifier)).href)',
+    )
     .replace(/\bimport\.meta\.url\b/g, 'require("node:url").pathToFileURL(__filename).href')
     .replace(/\bimport\.meta\.dirname\b/g, '__dirname')
     .replace(/\bimport\.meta\.filename\b/g, '__filename');

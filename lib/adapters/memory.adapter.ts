@@ -116,6 +116,27 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
     return this.store.size;
   }
 
+  /**
+   * Estimated bytes held (keys and values, as `maxSize` counts them): kept up to date with a
+   * byte bound; without one, measured now by a walk of every entry.
+   */
+  get bytes(): number {
+    if (this.maxSize !== undefined) return this.store.calculatedSize;
+    let total = 0;
+    for (const [key, value] of this.store.entries()) total += entrySize(value, key);
+    return total;
+  }
+
+  /** The entry bound (`maxEntries`). */
+  get maxEntries(): number {
+    return this.store.max;
+  }
+
+  /** The byte bound (`maxSize`), if one is set. */
+  get maxSize(): number | undefined {
+    return this.store.maxSize > 0 ? this.store.maxSize : undefined;
+  }
+
   get<T = unknown>(key: string): Promise<T | undefined> {
     return Promise.resolve(this.getSync<T>(key));
   }

@@ -31,6 +31,8 @@ export interface BusListener {
   deaf(reason: string): void;
   /** The bus hears again after being deaf (or for the first time): messages may have been lost. */
   live(afterGap: boolean): void;
+  /** One message reached the other instances (`message` decodes what it said). */
+  sent?(message: () => BusMessage): void;
 }
 
 /**
@@ -48,6 +50,8 @@ export interface CacheBus {
    * wait for the write's reply.
    */
   readonly ordered: boolean;
+  /** Messages waiting to be sent (held while the connection is down; bounded). */
+  readonly bufferedMessages: number;
   /** Sends `message` to the other instances (asynchronously; retried while it cannot be sent). */
   publish(message: BusMessage): void;
   /** Sets the one listener of incoming messages and state changes. */

@@ -289,12 +289,7 @@ export class RedisBus implements CacheBus {
       return;
     }
     if (message.o === this.origin) return;
-    this.listener?.message({
-      keys: message.k,
-      prefixes: message.p,
-      clear: message.c === 1,
-      tags: message.t,
-    });
+    this.listener?.message(busMessageOf(message));
   }
 
   private flush(): void {
@@ -309,7 +304,7 @@ export class RedisBus implements CacheBus {
       () => this.publisher.publish(this.channel, payload),
       this.settings.timeoutMs,
     ).then(
-      () => undefined,
+      () => this.listener?.sent?.(() => busMessageOf(decode(payload) ?? { o: '', c: 1 })),
       (error: unknown) => this.keep(payload, error),
     );
     this.sending.add(sent);
@@ -373,6 +368,11 @@ function encode(origin: string, pending: Pending): string[] {
     );
   }
   return payloads;
+}
+
+/** What a wire message tells the cache. */
+function busMessageOf(message: WireMessage): BusMessage {
+  return { keys: message.k, prefixes: message.p, clear: message.c === 1, tags: message.t };
 }
 
 /** The message in `payload`, or `undefined` when it is not one of ours. */

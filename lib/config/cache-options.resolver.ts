@@ -6,6 +6,7 @@ import type {
   CacheFailoverOptions,
   CacheL1Options,
   CacheLoaderTimeouts,
+  CacheMeterProvider,
   CacheModuleOptions,
   CacheProvider,
   CacheRedisOptions,
@@ -66,6 +67,10 @@ export interface ResolvedCacheOptions {
   readonly adapter?: CacheAdapter;
   /** Dispatchers and event sources of invalidation rules (see `CacheInvalidationOptions`). */
   readonly invalidation: CacheInvalidationOptions;
+  /** `false`, or where OpenTelemetry instruments are created (`undefined`: the global provider). */
+  readonly metrics: false | { readonly meterProvider?: CacheMeterProvider };
+  /** Forward events to `@nestjs/event-emitter` when it is set up. */
+  readonly eventEmitter: boolean;
 }
 
 const KNOWN_OPTIONS = new Set<string>([
@@ -88,6 +93,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'lock',
   'adapter',
   'invalidation',
+  'metrics',
+  'eventEmitter',
 ]);
 
 type Env = Record<string, string | undefined>;
@@ -214,7 +221,36 @@ export function resolveCacheOptions(
     loading,
     adapter: user.adapter,
     invalidation: resolveInvalidation(user.invalidation),
+    metrics: resolveMetrics(user.metrics),
+    eventEmitter: check('eventEmitter', user.eventEmitter ?? true, (value) =>
+      typeof value === 'boolean' ? undefined : 'a boolean',
+    ),
   };
+}
+
+const METRICS_FIELDS: ReadonlySet<string> = new Set(['meterProvider']);
+
+function resolveMetrics(metrics: unknown): ResolvedCacheOptions['metrics'] {
+  if (metrics === undefined || metrics === false) return false;
+  if (metrics === true) return {};
+  if (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics)) {
+    throw invalid('metrics', metrics, 'a boolean or { meterProvider }');
+  }
+  assertKnownFields('metrics', metrics, METRICS_FIELDS);
+  const { meterProvider } = metrics as { meterProvider?: unknown };
+  if (meterProvider === undefined) return {};
+  if (
+    meterProvider === null ||
+    typeof meterProvider !== 'object' ||
+    typeof (meterProvider as CacheMeterProvider).getMeter !== 'function'
+  ) {
+    throw invalid(
+      'metrics.meterProvider',
+      meterProvider,
+      'an OpenTelemetry MeterProvider (an object with a getMeter method)',
+    );
+  }
+  return { meterProvider: meterProvider as CacheMeterProvider };
 }
 
 /**

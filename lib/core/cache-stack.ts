@@ -39,6 +39,31 @@ import {
   type EntryTimes,
 } from './entry-envelope';
 import { ErrorPolicy } from './error-policy';
+import { CacheEvents, type CacheEventFlags } from './cache-events';
+import {
+  CacheCounters,
+  CLEAR,
+  DELETE,
+  DELETE_BY_PREFIX,
+  DELETE_BY_TAG,
+  EXPIRE,
+  GET_HIT,
+  GET_MISS,
+  HAS_HIT,
+  HAS_MISS,
+  INVALIDATE,
+  SET,
+  WRAP_HIT,
+  WRAP_MISS,
+  WRAP_SHARED,
+  WRAP_STALE,
+} from './cache-counters';
+import { L1, L2, TIER_NAMES, type SourcedRead, type Tier } from '../tiers/sourced-read';
+import type { RemoteTier } from '../tiers/remote-tier';
+import type { MemoryCacheAdapter } from '../adapters/memory.adapter';
+import type { CacheReadOperation } from '../interfaces/cache-events.interface';
+import type { CacheHealth, CacheL1Stats, CacheStats } from '../interfaces/cache-stats.interface';
+import { redact } from '../utils/redact';
 import { TagClock } from './tag-clock';
 import { LoaderRunner } from './loader-runner';
 import { SingleFlight, type Flight } from './single-flight';
@@ -119,6 +144,8 @@ export interface WrapResult<T> {
 
 /** What the stack needs of the resolved module options. */
 export interface CacheStackOptions {
+  /** The cache's name in stats, events and metrics. @defaultValue 'default' */
+  readonly name?: string;
   readonly enabled: boolean;
   /** Default TTL in seconds. */
   readonly ttl: number;
@@ -190,8 +217,16 @@ const RESOLVED: Promise<void> = Promise.resolve();
  * declarations only because the services and the interceptor built on it name it.
  */
 export class CacheStack {
+  /** What the cache did since it started: read by `stats()` and the metrics. @internal */
+  readonly counters = new CacheCounters();
+  /** The cache's typed events (`CacheService.events`). */
+  readonly events = new CacheEvents((topic, message) => this.errors.warn(topic, message));
+  /** Which events have listeners: an event nobody listens to is never built. */
+  private readonly on: Readonly<CacheEventFlags> = this.events.listening;
   /** Backend failures are logged and counted here. */
-  private readonly errors = new ErrorPolicy();
+  private readonly errors = new ErrorPolicy((operation, key, error) =>
+    this.backendFailed(operation, key, error),
+  );
   private readonly flights = new SingleFlight();
   private readonly loader = new LoaderRunner();
   /**
@@ -231,11 +266,21 @@ export class CacheStack {
   /** When each tag was last invalidated (lazy `deleteByTag`). */
   private readonly tagClock: TagClock;
 
+  /** The cache's name in stats, events and metrics (`'default'` for the module's cache). */
+  readonly name: string;
+  /** The shared tier's resilience (failover): its circuit and outage journal. */
+  private readonly remoteTier: RemoteTier | undefined;
+  /** Reads the async store telling which tier answered (failover, two tiers). */
+  private readonly sourced: ((key: string) => Promise<SourcedRead>) | undefined;
+  /** The tier a plain read of {@link store} comes from. */
+  private readonly storeTier: Tier;
+
   constructor(
     /** The tiers this stack owns (their lifecycle stays with the adapters Nest provides). */
     readonly tiers: CacheTiers,
     private readonly options: CacheStackOptions,
   ) {
+    this.name = options.name ?? 'default';
     this.local = tiers.local;
     const twoTier = tiers.twoTier;
     this.twoTier = twoTier;
@@ -280,6 +325,38 @@ export class CacheStack {
       },
     );
     this.tagsLocalOnly = tagStore === undefined && tiers.local === undefined;
+    this.storeTier = tiers.local ? L1 : L2;
+    const failover = tiers.failover;
+    this.sourced = twoTier
+      ? (key) => twoTier.read(key)
+      : failover
+        ? (key) => failover.read(key)
+        : undefined;
+    this.remoteTier = failover?.remote ?? twoTier?.remote;
+    this.remoteTier?.onFailure((operation, target, error) =>
+      this.backendFailed(operation, target, error),
+    );
+    this.remoteTier?.onStateChange(({ from, to, reason }) => {
+      if (this.on.circuit) this.events.emit('circuit', { cache: this.name, from, to, reason });
+    });
+    twoTier?.observe({
+      published: (message) => {
+        this.counters.busPublished++;
+        if (this.on['bus.message']) this.busMessage('out', message());
+      },
+      received: (message) => {
+        this.counters.busReceived++;
+        if (this.on['bus.message']) this.busMessage('in', message);
+      },
+      state: (state, reason) => {
+        if (this.on['bus.state'])
+          this.events.emit('bus.state', { cache: this.name, state, reason });
+      },
+      gap: (ms) => {
+        this.counters.busGaps++;
+        if (this.on['bus.gap']) this.events.emit('bus.gap', { cache: this.name, durationMs: ms });
+      },
+    });
   }
 
   /** Tags are used on a shared store of the user's own, which keeps no tag records. */
@@ -363,19 +440,70 @@ export class CacheStack {
 
   /** The cached value of `key`, or `undefined` on a miss (an expired entry kept by `grace` too). */
   get<T>(key: string): Promise<T | undefined> {
+    return this.read<T>(key, READ_GET);
+  }
+
+  /** {@link get}, counted as the read `op` (`get`, or `has`). */
+  private read<T>(key: string, op: ReadKind): Promise<T | undefined> {
     const invalid = keyError(key);
     if (invalid) return Promise.reject(invalid);
     if (!this.options.enabled) return Promise.resolve(undefined);
-    if (this.local) return Promise.resolve(this.fresh<T>(key, this.local.get(key)));
+    if (this.local) {
+      return Promise.resolve(this.counted(op, key, L1, this.fresh<T>(key, this.local.get(key))));
+    }
     const near = this.nearCopy(key);
-    if (near !== undefined) return Promise.resolve(this.fresh<T>(key, near));
-    return this.errors.guarded<unknown>(
+    if (near !== undefined)
+      return Promise.resolve(this.counted(op, key, L1, this.fresh<T>(key, near)));
+    const sourced = this.sourced;
+    if (sourced) {
+      return this.errors.settled(
+        'GET',
+        key,
+        () => sourced(key),
+        (read) => this.counted(op, key, read.tier, this.fresh<T>(key, read.value)),
+        () => this.countRead<T>(op, key, L2, undefined),
+      );
+    }
+    return this.errors.settled(
       'GET',
       key,
       () => this.store.get(key),
-      undefined,
-      (stored) => this.fresh<T>(key, stored),
-    ) as Promise<T | undefined>;
+      (stored) => this.counted(op, key, L2, this.fresh<T>(key, stored)),
+      () => this.countRead<T>(op, key, L2, undefined),
+    );
+  }
+
+  /** Counts a read's answer (once settled) as a hit of `tier` or a miss. */
+  private counted<T>(
+    op: ReadKind,
+    key: string,
+    tier: Tier,
+    value: T | undefined | Promise<T | undefined>,
+  ): T | undefined | Promise<T | undefined> {
+    if (value instanceof Promise) {
+      return value.then((settled: T | undefined) => this.countRead(op, key, tier, settled));
+    }
+    return this.countRead(op, key, tier, value);
+  }
+
+  private countRead<T>(op: ReadKind, key: string, tier: Tier, value: T | undefined): T | undefined {
+    if (value === undefined) {
+      this.counters.requests[op.miss]++;
+      if (this.on.miss) {
+        this.events.emit('miss', { cache: this.name, key, operation: op.name, shared: false });
+      }
+    } else {
+      this.counters.requests[op.hit[tier]]++;
+      if (this.on.hit) {
+        this.events.emit('hit', {
+          cache: this.name,
+          key,
+          operation: op.name,
+          tier: TIER_NAMES[tier],
+        });
+      }
+    }
+    return value;
   }
 
   /**
@@ -383,10 +511,13 @@ export class CacheStack {
    * a decorated method's hit skip the Promise chain. An entry that is stale or due for a
    * refresh is left to `wrap`, which knows the loader.
    */
-  peek<T>(key: string): T | undefined {
+  peek<T>(key: string, count = true): T | undefined {
     if (!this.options.enabled) return undefined;
     const stored = this.local ? this.local.get(key) : this.twoTier?.peek(key);
-    if (!isSealed(stored)) return stored as T | undefined;
+    if (!isSealed(stored)) {
+      if (count && stored !== undefined) this.peeked(key);
+      return stored as T | undefined;
+    }
     const envelope = opened(stored);
     if (envelope === undefined) return undefined;
     const now = hitClock();
@@ -395,7 +526,18 @@ export class CacheStack {
     if (envelope.g !== undefined && this.tagClock.judge(envelope.g, envelope.c ?? 0) !== true) {
       return undefined;
     }
+    if (count) this.peeked(key);
     return envelope.v as T;
+  }
+
+  /**
+   * Counts a get-or-load answered by {@link peek} (a hit of the in-process tier): called by
+   * `peek` itself, or by a caller that peeked without counting and answered from `key`.
+   */
+  peeked(key: string): void {
+    this.counters.requests[WRAP_HIT[L1]]++;
+    if (this.on.hit)
+      this.events.emit('hit', { cache: this.name, key, operation: 'wrap', tier: 'l1' });
   }
 
   /**
@@ -427,32 +569,71 @@ export class CacheStack {
     if (this.backoff.size > 0) this.backoff.delete(key);
     if (this.local) {
       this.local.set(key, stored, seconds);
+      this.wrote(key, seconds);
       return RESOLVED;
     }
-    // `nothing`: an adapter may resolve with its client's acknowledgement ('OK'); set resolves
-    // undefined, in the same step that catches a failure.
+    // An adapter may resolve with its client's acknowledgement ('OK'); set resolves undefined,
+    // in the same step that catches a failure.
     const write = () =>
-      this.errors.guarded<unknown>(
+      this.errors.settled(
         'SET',
         key,
         () => this.write(key, stored, seconds),
-        undefined,
-        nothing,
-      ) as Promise<void>;
+        () => this.wrote(key, seconds),
+        () => {
+          this.counters.requests[SET.error]++;
+        },
+      );
     return published ? published.then(write) : write();
+  }
+
+  /** Counts a `set` that reached the store. */
+  private wrote(key: string, seconds: number): void {
+    this.counters.requests[SET.ok]++;
+    if (this.on.set)
+      this.events.emit('set', { cache: this.name, key, ttl: seconds, source: 'set' });
   }
 
   /** Deletes `key`; resolves `true` if it existed. */
   async delete(key: string): Promise<boolean> {
     assertKey(key);
     if (!this.options.enabled) return false;
+    const existed = await this.deleteKey(key);
+    this.deleted(DELETE, 'delete', existed, [key]);
+    return existed === true;
+  }
+
+  /** Deletes `key`: whether it existed, or `undefined` when the store failed (logged). */
+  private async deleteKey(key: string): Promise<boolean | undefined> {
     this.flights.supersede(key, true);
     if (this.backoff.size > 0) this.backoff.delete(key);
     try {
       return await this.store.delete(key);
     } catch (error) {
       this.errors.failed('DELETE', key, error);
-      return false;
+      return undefined;
+    }
+  }
+
+  /**
+   * Counts a removal (`outcome` `undefined`: the store failed) and reports what it removed: all
+   * that the call named, when it succeeded.
+   */
+  private deleted(
+    kind: { readonly ok: number; readonly error: number },
+    operation: 'delete' | 'expire' | 'deleteByPrefix' | 'deleteByTag' | 'invalidate',
+    outcome: unknown,
+    keys: readonly string[],
+    prefixes: readonly string[] = NONE,
+    tags: readonly string[] = NONE,
+  ): void {
+    if (outcome === undefined) {
+      this.counters.requests[kind.error]++;
+      return;
+    }
+    this.counters.requests[kind.ok]++;
+    if (this.on.delete) {
+      this.events.emit('delete', { cache: this.name, operation, keys, prefixes, tags });
     }
   }
 
@@ -464,6 +645,13 @@ export class CacheStack {
   async expire(key: string): Promise<boolean> {
     assertKey(key);
     if (!this.options.enabled) return false;
+    const expired = await this.expireEntry(key);
+    this.deleted(EXPIRE, 'expire', expired, [key]);
+    return expired === true;
+  }
+
+  /** {@link expire}: `undefined` when the store failed (logged). */
+  private async expireEntry(key: string): Promise<boolean | undefined> {
     this.flights.supersede(key, true);
     if (this.backoff.size > 0) this.backoff.delete(key);
     let stored: unknown;
@@ -471,7 +659,7 @@ export class CacheStack {
       stored = this.local ? this.local.get(key) : await this.store.get(key);
     } catch (error) {
       this.errors.failed('EXPIRE', key, error);
-      return false;
+      return undefined;
     }
     if (stored === undefined) return false;
     const envelope = isSealed(stored) ? opened(stored) : undefined;
@@ -482,8 +670,7 @@ export class CacheStack {
       envelope.x === envelope.e ||
       (envelope.x !== 0 && envelope.x <= now)
     ) {
-      await this.delete(key);
-      return true;
+      return (await this.deleteKey(key)) === undefined ? undefined : true;
     }
     const expired = seal(envelope.v, {
       // Expired at the epoch: stale whatever clock reads it (the hit path's may be 1 ms old).
@@ -502,7 +689,7 @@ export class CacheStack {
       if (swapped === undefined) await this.write(key, expired, seconds);
     } catch (error) {
       this.errors.failed('EXPIRE', key, error);
-      return false;
+      return undefined;
     }
     return true;
   }
@@ -534,7 +721,7 @@ export class CacheStack {
   async has(key: string): Promise<boolean> {
     assertKey(key);
     if (!this.options.enabled) return false;
-    return (await this.get(key)) !== undefined;
+    return (await this.read(key, READ_HAS)) !== undefined;
   }
 
   /** Deletes every entry of the namespace. */
@@ -546,7 +733,11 @@ export class CacheStack {
       await this.store.clear();
     } catch (error) {
       this.errors.failed('CLEAR', '*', error);
+      this.counters.requests[CLEAR.error]++;
+      return;
     }
+    this.counters.requests[CLEAR.ok]++;
+    if (this.on.clear) this.events.emit('clear', { cache: this.name });
   }
 
   /** Deletes every entry whose key starts with `prefix` (literally); resolves how many. */
@@ -556,12 +747,16 @@ export class CacheStack {
     }
     if (!this.options.enabled) return 0;
     this.flights.supersede(prefix, false);
+    let count: number;
     try {
-      return await this.store.deleteByPrefix(prefix);
+      count = await this.store.deleteByPrefix(prefix);
     } catch (error) {
       this.errors.failed('DELETE_BY_PREFIX', `${prefix}*`, error);
+      this.deleted(DELETE_BY_PREFIX, 'deleteByPrefix', undefined, NONE);
       return 0;
     }
+    this.deleted(DELETE_BY_PREFIX, 'deleteByPrefix', count, NONE, [prefix]);
+    return count;
   }
 
   /**
@@ -579,7 +774,10 @@ export class CacheStack {
       await this.markTags(list);
     } catch (error) {
       this.errors.failed('DELETE_BY_TAG', list.join(', '), error);
+      this.deleted(DELETE_BY_TAG, 'deleteByTag', undefined, NONE);
+      return;
     }
+    this.deleted(DELETE_BY_TAG, 'deleteByTag', true, NONE, NONE, list);
   }
 
   /** Records the invalidation of `tags` now; rejects when the store fails (the mark holds here). */
@@ -611,11 +809,24 @@ export class CacheStack {
     for (const key of keys) this.flights.supersede(key, true);
     for (const prefix of prefixes) this.flights.supersede(prefix, false);
     // All at once: a backend that hangs costs one command timeout, not one per key.
-    const counts = await Promise.all([
-      ...keys.map((key) => attempt(() => this.store.delete(key)).then(Number)),
-      ...prefixes.map((prefix) => attempt(() => this.store.deleteByPrefix(prefix))),
-      ...(tags ? [attempt(() => this.markTags(tags)).then(() => 0)] : []),
-    ]);
+    let counts: number[];
+    try {
+      counts = await Promise.all([
+        ...keys.map((key) => attempt(() => this.store.delete(key)).then(Number)),
+        ...prefixes.map((prefix) => attempt(() => this.store.deleteByPrefix(prefix))),
+        ...(tags ? [attempt(() => this.markTags(tags)).then(() => 0)] : []),
+      ]);
+    } catch (error) {
+      // Not logged here: the caller (a durable invalidation job) retries and reports it.
+      this.backendFailed(
+        'INVALIDATE',
+        [...keys, ...prefixes.map((p) => `${p}*`)].join(', '),
+        error,
+      );
+      this.deleted(INVALIDATE, 'invalidate', undefined, NONE);
+      throw error;
+    }
+    this.deleted(INVALIDATE, 'invalidate', true, keys, prefixes, tags ?? NONE);
     return counts.reduce((sum, count) => sum + count, 0);
   }
 
@@ -644,6 +855,7 @@ export class CacheStack {
     ttl?: number | WrapOptions<T>,
     read = true,
     moduleTimeouts = false,
+    tally?: WrapTally,
   ): Promise<WrapResult<T>> {
     let load: Load<T>;
     try {
@@ -659,9 +871,18 @@ export class CacheStack {
           base,
           options: ttl,
           tags: checkedTags(ttl.tags),
+          tally,
         };
       } else {
-        load = { key, loader, ttl: this.ttlOf(ttl), unless: undefined, base, options: undefined };
+        load = {
+          key,
+          loader,
+          ttl: this.ttlOf(ttl),
+          unless: undefined,
+          base,
+          options: undefined,
+          tally,
+        };
       }
     } catch (error) {
       return Promise.reject(asError(error));
@@ -669,7 +890,10 @@ export class CacheStack {
     if (!this.options.enabled) return callThrough(loader, 'disabled');
     // A loader that wraps its own key again would wait for itself: let the inner call through;
     // the outer stores.
-    if (this.loader.isLoading(key)) return callThrough(loader, 'miss');
+    if (this.loader.isLoading(key)) {
+      this.tallyWrap(load, 'miss', L2);
+      return callThrough(loader, 'miss');
+    }
     const inFlight = this.flights.joinable(key);
     // A refresh-ahead runs in the background: callers read the entry it refreshes meanwhile.
     if (inFlight && !inFlight.background) return this.join(load, inFlight);
@@ -682,20 +906,21 @@ export class CacheStack {
     if (this.local) {
       // Read and, on a miss, start the load with no await in between: no caller can slip in.
       const cached = this.local.get(key);
-      if (cached !== undefined) return this.answer(load, cached, inFlight);
+      if (cached !== undefined) return this.answer(load, cached, L1, inFlight);
       return inFlight ? this.join(load, inFlight) : this.startLoad(load, undefined);
     }
     const near = this.nearCopy(key);
-    if (near !== undefined) return this.answer(load, near);
+    if (near !== undefined) return this.answer(load, near, L1);
     // A read that failed has cost this caller one command timeout: the lock is not tried on the
     // same dead backend (it would cost another one; issue 10). The load fails open.
     const failures = this.errors.failures;
     return this.errors
-      .guarded('GET', key, () => this.store.get(key), undefined)
-      .then((cached) => {
+      .guarded<SourcedRead | undefined>('GET', key, () => this.readSourced(key), undefined)
+      .then((found) => {
+        const cached = found?.value;
         // A concurrent caller may have started the load while we awaited the read.
         const raced = this.flights.joinable(key);
-        if (cached !== undefined) return this.answer(load, cached, raced);
+        if (cached !== undefined) return this.answer(load, cached, found?.tier ?? L2, raced);
         if (raced) return this.join(load, raced);
         const failed = this.errors.failures !== failures;
         return this.startLoad(failed ? { ...load, lockless: true } : load, undefined);
@@ -707,16 +932,80 @@ export class CacheStack {
    * is a hit while fresh (starting a background refresh past its refresh point), and a stale
    * value to fall back on once expired.
    */
-  private answer<T>(load: Load<T>, stored: unknown, raced?: Flight): Promise<WrapResult<T>> {
-    if (!isSealed(stored)) return Promise.resolve({ value: stored as T, status: 'hit' });
+  private answer<T>(
+    load: Load<T>,
+    stored: unknown,
+    tier: Tier,
+    raced?: Flight,
+  ): Promise<WrapResult<T>> {
+    if (!isSealed(stored)) {
+      this.tallyWrap(load, 'hit', tier);
+      return Promise.resolve({ value: stored as T, status: 'hit' });
+    }
     const envelope = this.opened(load.key, stored);
     if (envelope === undefined) return this.replace(load, raced);
     const valid = this.tagged(envelope);
-    if (valid === true) return this.answerEnvelope(load, envelope, raced);
+    if (valid === true) return this.answerEnvelope(load, envelope, tier, raced);
     if (valid === false) return this.replace(load, raced);
     return valid.then((ok) =>
-      ok ? this.answerEnvelope(load, envelope, raced) : this.replace(load, raced),
+      ok ? this.answerEnvelope(load, envelope, tier, raced) : this.replace(load, raced),
     );
+  }
+
+  /** The async store's answer for `key`, with the tier that held it. */
+  private readSourced(key: string): Promise<SourcedRead> {
+    if (this.sourced) return this.sourced(key);
+    const tier = this.storeTier;
+    return this.store.get(key).then((value) => ({ value, tier }));
+  }
+
+  /**
+   * Counts how one get-or-load caller was answered (`tier`: where a hit or stale value was
+   * held), and reports it to the listeners of `hit`, `miss` or `stale`.
+   */
+  private tallyWrap<T>(
+    load: Load<T>,
+    status: WrapStatus,
+    tier: Tier,
+    reason: StaleReason = 'error',
+  ): void {
+    if (load.tally) load.tally(status, tier, reason);
+    else this.countWrap(load.key, status, tier, reason);
+  }
+
+  /**
+   * Counts how a get-or-load caller of `key` was answered (`tier`: where a hit or stale value was
+   * held) and reports it to the listeners of `hit`, `miss` or `stale`. @internal
+   */
+  countWrap(key: string, status: WrapStatus, tier: Tier, reason: StaleReason = 'error'): void {
+    const requests = this.counters.requests;
+    switch (status) {
+      case 'hit':
+        requests[WRAP_HIT[tier]]++;
+        if (this.on.hit) {
+          this.events.emit('hit', {
+            cache: this.name,
+            key,
+            operation: 'wrap',
+            tier: TIER_NAMES[tier],
+          });
+        }
+        return;
+      case 'stale':
+        requests[WRAP_STALE[tier]]++;
+        if (this.on.stale) {
+          this.events.emit('stale', { cache: this.name, key, tier: TIER_NAMES[tier], reason });
+        }
+        return;
+      case 'disabled':
+        return;
+      default: {
+        const shared = status === 'shared';
+        requests[shared ? WRAP_SHARED : WRAP_MISS]++;
+        if (this.on.miss)
+          this.events.emit('miss', { cache: this.name, key, operation: 'wrap', shared });
+      }
+    }
   }
 
   /** Loads over an entry that cannot answer (corrupt, or invalidated by a tag): no stale value. */
@@ -731,6 +1020,7 @@ export class CacheStack {
   private answerEnvelope<T>(
     load: Load<T>,
     envelope: Envelope,
+    tier: Tier,
     raced: Flight | undefined,
   ): Promise<WrapResult<T>> {
     const flight = raced ?? this.flights.joinable(load.key);
@@ -741,12 +1031,16 @@ export class CacheStack {
         const until = this.backoff.get(load.key);
         if (until === undefined || now >= until) this.refresh({ ...load, over: envelope });
       }
+      this.tallyWrap(load, 'hit', tier);
       return Promise.resolve({ value: envelope.v as T, status: 'hit' });
     }
-    const stale: Stale = { value: envelope.v };
+    const stale: Stale = { value: envelope.v, tier };
     const until = this.backoff.get(load.key);
     if (until !== undefined) {
-      if (now < until) return Promise.resolve({ value: stale.value as T, status: 'stale' });
+      if (now < until) {
+        this.tallyWrap(load, 'stale', tier, 'backoff');
+        return Promise.resolve({ value: stale.value as T, status: 'stale' });
+      }
       this.backoff.delete(load.key);
     }
     if (flight) return this.join(load, flight, stale);
@@ -773,6 +1067,9 @@ export class CacheStack {
    */
   private join<T>(load: Load<T>, flight: Flight, stale?: Stale): Promise<WrapResult<T>> {
     if (flight.sharedUntil !== undefined) {
+      // What this process is storing: held here, in memory — counted as the tier it is being
+      // written to (a plain shared store has no in-process tier).
+      this.tallyWrap(load, 'hit', this.tiers.remote ? L2 : L1);
       return Promise.resolve({ value: flight.stored as T, status: 'hit' });
     }
     if (stale !== undefined && flight.stale === undefined) flight.stale = stale;
@@ -805,51 +1102,77 @@ export class CacheStack {
    */
   private awaitLoad<T>(load: Load<T>, flight: Flight, status: WrapStatus): Promise<WrapResult<T>> {
     const promise = flight.promise as Promise<T>;
-    const answered = (value: T): WrapResult<T> => ({
-      value: flight.found ? (flight.stored as T) : value,
-      status: flight.found ? 'hit' : status,
-    });
+    const key = load.key;
+    // A background refresh answers nobody: it is not a request.
+    const counted = load.refresh !== true;
+    const answered = (value: T): WrapResult<T> => {
+      // Found: the value another instance stored while this one waited for the lock.
+      if (counted) this.tallyWrap(load, flight.found ? 'hit' : status, L2);
+      return {
+        value: flight.found ? (flight.stored as T) : value,
+        status: flight.found ? 'hit' : status,
+      };
+    };
+    const unanswered = (error: unknown): never => {
+      if (counted) this.tallyWrap(load, status, L2);
+      throw error;
+    };
     const stale = flight.stale;
     const { soft, hard } = policyOf(load);
     if (stale === undefined) {
-      if (hard === undefined) return promise.then(answered);
-      return this.loader.wait(load.key, promise, hard).then(answered);
+      if (hard === undefined) return promise.then(answered, unanswered);
+      return this.loader
+        .wait(key, promise, hard, () => this.timedOut(key, 'hard', hard, false))
+        .then(answered, unanswered);
     }
     const staleAnswer: WrapResult<T> = { value: stale.value as T, status: 'stale' };
     // A loader's error that is an answer (an HTTP 4xx: the thing is gone, the request is
     // wrong) reaches the caller: only failures fall back on the stale value.
     const failed = (error: unknown): WrapResult<T> => {
-      if (isAnswer(error)) throw error;
+      if (isAnswer(error)) return unanswered(error);
+      if (counted) this.tallyWrap(load, 'stale', stale.tier, 'error');
       return staleAnswer;
     };
     const bound = soft === undefined ? hard : hard === undefined ? soft : Math.min(soft, hard);
     if (bound === undefined) return promise.then(answered, failed);
-    const which = bound === soft ? 'timeouts.soft' : 'timeouts.hard';
-    // A loader's own failure is logged once by `load`; a timeout passing, here (rate-limited).
-    const timedOut = (): void =>
-      this.errors.warn(
-        'loader:stale-timeout',
-        `Cache loader of ${quote(load.key)} still running after ${bound} s (${which}); ` +
-          `serving its stale value (grace) while it completes in the background`,
-      );
+    const which = bound === soft ? 'soft' : 'hard';
     return withTimeout(promise, Math.max(1, Math.round(bound * 1000)), () => STALE_TIMEOUT).then(
       answered,
       (error: unknown) => {
         if (error !== STALE_TIMEOUT) return failed(error);
-        timedOut();
+        // A loader's own failure is logged once by `load`; a timeout passing, here
+        // (rate-limited).
+        this.errors.warn(
+          'loader:stale-timeout',
+          `Cache loader of ${quote(key)} still running after ${bound} s (timeouts.${which}); ` +
+            `serving its stale value (grace) while it completes in the background`,
+        );
+        this.timedOut(key, which, bound, true);
+        if (counted) this.tallyWrap(load, 'stale', stale.tier, 'timeout');
         return staleAnswer;
       },
     );
+  }
+
+  /** Counts and reports a caller that stopped waiting for the loader of `key`. */
+  private timedOut(key: string, timeout: 'soft' | 'hard', seconds: number, stale: boolean): void {
+    this.counters.loaderTimeouts++;
+    if (this.on['loader.timeout']) {
+      this.events.emit('loader.timeout', { cache: this.name, key, timeout, seconds, stale });
+    }
   }
 
   private async load<T>(load: Load<T>, flight: Flight): Promise<T> {
     const key = load.key;
     const policy = policyOf(load);
     let token: string | undefined;
+    let started: number | undefined;
     let value: T;
     try {
       if (policy.lock && this.keyLock && !load.lockless) {
+        const asked = Date.now();
         const fleet = await this.awaitFleet(load, this.keyLock, policy.lock, flight);
+        this.lockWaited(key, fleet.outcome, Date.now() - asked);
         if (fleet.found !== undefined) {
           flight.found = true;
           flight.stored = fleet.found;
@@ -858,14 +1181,19 @@ export class CacheStack {
         }
         token = fleet.token;
       }
+      started = performance.now();
+      this.counters.loaderRuns++;
       value = await this.loadValue(load);
     } catch (error) {
       this.flights.land(key, flight);
       if (token !== undefined) this.release(key, token);
-      if (flight.stale !== undefined && !isAnswer(error)) this.failedWithStale(load, error);
+      const stale = flight.stale !== undefined && !isAnswer(error);
+      if (started !== undefined) this.loaderFailed(load, started, error, stale);
+      if (stale) this.failedWithStale(load, error);
       else if (load.refresh === true) this.backOff(load.key, policy.graceBackoff);
       throw error;
     }
+    this.loaderDone(load, started);
     // Not awaited: the caller has its value; a hung backend must not hold it for a second
     // command timeout (issue 10). The write is issued now, before any caller resumes, so a
     // later command of theirs on the key reaches the backend after it.
@@ -883,6 +1211,46 @@ export class CacheStack {
       if (token !== undefined) this.release(key, token);
     }
     return value;
+  }
+
+  /** Counts a loader that resolved, and reports it. */
+  private loaderDone<T>(load: Load<T>, started: number): void {
+    const durationMs = performance.now() - started;
+    this.counters.loaderMs += durationMs;
+    if (this.on['loader.done']) {
+      const background = load.refresh === true;
+      this.events.emit('loader.done', { cache: this.name, key: load.key, durationMs, background });
+    }
+  }
+
+  /** Counts a loader that threw or rejected, and reports it. */
+  private loaderFailed<T>(load: Load<T>, started: number, error: unknown, stale: boolean): void {
+    const durationMs = performance.now() - started;
+    this.counters.loaderErrors++;
+    this.counters.loaderMs += durationMs;
+    if (this.on['loader.error']) {
+      this.events.emit('loader.error', {
+        cache: this.name,
+        key: load.key,
+        durationMs,
+        error,
+        stale,
+        background: load.refresh === true,
+      });
+    }
+  }
+
+  /** Counts a load's wait for the fleet-wide lock, and reports it. */
+  private lockWaited(key: string, outcome: LockOutcome, waitedMs: number): void {
+    const counters = this.counters;
+    counters.lockWaits++;
+    if (outcome === 'acquired') counters.lockAcquired++;
+    else if (outcome === 'found') counters.lockFound++;
+    else if (outcome === 'timeout') counters.lockTimeouts++;
+    else counters.lockUnavailable++;
+    if (this.on['lock.wait']) {
+      this.events.emit('lock.wait', { cache: this.name, key, waitedMs, outcome });
+    }
   }
 
   /** Runs the loader with `key` marked as loading in its async context. */
@@ -925,7 +1293,7 @@ export class CacheStack {
     lock: KeyLock,
     timing: NonNullable<LoadPolicy['lock']>,
     flight: Flight,
-  ): Promise<{ token?: string; found?: unknown }> {
+  ): Promise<{ outcome: LockOutcome; token?: string; found?: unknown }> {
     const key = load.key;
     // A refresh-ahead finds the entry it refreshes: only a newer one (not yet due) ends it.
     const due = load.refresh === true;
@@ -934,7 +1302,7 @@ export class CacheStack {
     let pause = LOCK_POLL_FIRST_MS;
     for (;;) {
       const left = deadline - Date.now();
-      if (left <= 0) return {};
+      if (left <= 0) return { outcome: 'timeout' };
       let taken: boolean | undefined;
       let found: unknown;
       try {
@@ -955,20 +1323,20 @@ export class CacheStack {
         });
       } catch (error) {
         this.errors.failed('LOCK', key, error);
-        return {};
+        return { outcome: Date.now() >= deadline ? 'timeout' : 'unavailable' };
       }
       if (found !== undefined) {
         if (taken) this.release(key, token);
-        return { found };
+        return { outcome: 'found', found };
       }
-      if (taken === undefined) return {};
-      if (taken) return { token };
+      if (taken === undefined) return { outcome: 'unavailable' };
+      if (taken) return { outcome: 'acquired', token };
       await this.lockPause(key, Math.min(pause, deadline - Date.now()));
       pause = Math.min(pause * 2, LOCK_POLL_MAX_MS);
       if (flight.superseded) {
         // The key changed here meanwhile: read what the change left before trying again.
         const now = await this.readFresh(key, due);
-        if (now !== undefined) return { found: now };
+        if (now !== undefined) return { outcome: 'found', found: now };
       }
     }
   }
@@ -1113,6 +1481,7 @@ export class CacheStack {
     this.backoff.delete(key);
     if (this.local) {
       this.local.set(key, sealed, seconds);
+      this.loadStored(key, seconds);
       return undefined;
     }
     flight.stored = stored;
@@ -1128,14 +1497,168 @@ export class CacheStack {
           }
           // Only over the entry this load replaces: another instance's write since then wins.
           return this.swapEntry(key, over, sealed, seconds).then((swapped) =>
-            swapped === undefined ? this.writeLoaded(key, sealed, seconds, true) : undefined,
+            swapped === undefined ? this.writeLoaded(key, sealed, seconds, true) : swapped,
           );
         },
         undefined,
-        nothing,
+        (written) => {
+          // `false`: not written (another write won the swap, or the key was taken meanwhile).
+          if (written !== false) this.loadStored(key, seconds);
+          return undefined;
+        },
       ) as Promise<void>;
     // A write of the key while the store learnt the life wins over the load.
     return published ? published.then(() => (flight.superseded ? undefined : write())) : write();
+  }
+
+  /** Counts a loaded value written to the cache, and reports it. */
+  private loadStored(key: string, seconds: number): void {
+    this.counters.loadsStored++;
+    if (this.on.set)
+      this.events.emit('set', { cache: this.name, key, ttl: seconds, source: 'load' });
+  }
+
+  /** Counts a failed backend call (logged where it failed), and reports it. */
+  private backendFailed(operation: string, key: string, error: unknown): void {
+    this.counters.failed(operation);
+    if (this.on.error) {
+      this.events.emit('error', { cache: this.name, operation, key, error: asError(error) });
+    }
+  }
+
+  /** Reports a bus message sent or heard. */
+  private busMessage(direction: 'in' | 'out', message: BusMessage): void {
+    this.events.emit('bus.message', {
+      cache: this.name,
+      direction,
+      keys: message.keys ?? NONE,
+      prefixes: message.prefixes ?? NONE,
+      tags: message.tags?.map(([tag]) => tag) ?? NONE,
+      clear: message.clear === true,
+    });
+  }
+
+  /**
+   * Counters since the cache started, with the state of its tiers now (`CacheService.stats()`).
+   */
+  stats(): CacheStats {
+    const c = this.counters;
+    const remote = this.remoteTier;
+    const l1 = this.l1Store();
+    const hasL2 = this.local === undefined;
+    const tiers: { l1?: CacheL1Stats; l2?: CacheStats['tiers']['l2'] } = {};
+    if (l1) tiers.l1 = { hits: c.tierHits(L1), ...sizeOf(l1) };
+    if (hasL2) {
+      tiers.l2 = {
+        hits: c.tierHits(L2),
+        circuit: remote?.state,
+        pendingReconciliation: remote?.pendingReconciliation ?? 0,
+      };
+    }
+    const busState = this.busState;
+    return {
+      name: this.name,
+      namespace: this.options.namespace,
+      hits: c.hits,
+      misses: c.misses,
+      stale: c.stale,
+      shared: c.shared,
+      sets: c.sets,
+      deletes: c.deletes,
+      clears: c.clears,
+      errors: c.errorCount,
+      loader: {
+        runs: c.loaderRuns,
+        errors: c.loaderErrors,
+        timeouts: c.loaderTimeouts,
+        inFlight: this.flights.size,
+        totalMs: c.loaderMs,
+      },
+      lock: {
+        waits: c.lockWaits,
+        acquired: c.lockAcquired,
+        found: c.lockFound,
+        timeouts: c.lockTimeouts,
+        unavailable: c.lockUnavailable,
+      },
+      tiers,
+      bus: {
+        state: busState,
+        connected: busState === 'live',
+        published: c.busPublished,
+        received: c.busReceived,
+        gaps: c.busGaps,
+        buffered: this.twoTier?.busBuffered ?? 0,
+      },
+    };
+  }
+
+  /** The in-process store: the local tier, the L1 of two tiers, or the failover fallback. */
+  private l1Store(): CacheAdapter | undefined {
+    return this.local?.store ?? this.twoTier?.l1.store ?? this.tiers.failover?.fallback;
+  }
+
+  /**
+   * The cache's health now: its shared store pinged (bounded by `timeoutMs`), its circuit and
+   * bus. `up`; `degraded` when it serves, but from the in-process tier alone (failover while
+   * Redis is unreachable or recovering) or without its L1 (bus deaf); `down` when the shared
+   * store is unreachable and nothing stands in for it. Never rejects.
+   */
+  async health(timeoutMs = 1000): Promise<CacheHealth> {
+    const l1Store = this.l1Store();
+    const l1 = l1Store && sizeOf(l1Store);
+    const l1Size = l1 && { entries: l1.entries, bytes: l1.bytes };
+    if (this.local) return { status: 'up', serving: 'l1', ...(l1Size && { l1: l1Size }) };
+    const started = performance.now();
+    let l2: NonNullable<CacheHealth['l2']>;
+    try {
+      await withTimeout(() => this.pingShared(), Math.max(1, timeoutMs));
+      l2 = { status: 'up', latencyMs: Math.round((performance.now() - started) * 100) / 100 };
+    } catch (error) {
+      l2 = { status: 'down', error: redact(describeError(error)) };
+    }
+    const circuit = this.remoteTier?.state;
+    const bus = this.twoTier ? this.busState : undefined;
+    const shape = {
+      l2,
+      ...(circuit && { circuit }),
+      ...(bus && { bus }),
+      ...(l1Size && { l1: l1Size }),
+    };
+    const failover = this.remoteTier !== undefined;
+    if (failover && (l2.status === 'down' || circuit !== 'closed')) {
+      const reason =
+        l2.status === 'down'
+          ? `shared store unreachable (${l2.error ?? 'no answer'}); serving from the in-process tier`
+          : `circuit ${circuit ?? 'open'}: the shared store is recovering; serving from the in-process tier`;
+      return { status: 'degraded', reason, serving: 'l1', ...shape };
+    }
+    if (l2.status === 'down') {
+      return {
+        status: 'down',
+        reason: `shared store unreachable (${l2.error ?? 'no answer'}) and no failover`,
+        serving: 'l2',
+        ...shape,
+      };
+    }
+    if (bus === 'deaf') {
+      return {
+        status: 'degraded',
+        reason: 'bus deaf: the L1 is bypassed until it hears the other instances again',
+        serving: 'l2',
+        ...shape,
+      };
+    }
+    return { status: 'up', serving: this.twoTier ? 'l1+l2' : 'l2', ...shape };
+  }
+
+  /** Pings the shared store itself (not through the circuit: health reports what is true now). */
+  private pingShared(): Promise<unknown> {
+    const store = this.remoteTier?.store ?? this.tiers.remote ?? this.twoTier?.shared;
+    if (!store) return RESOLVED;
+    if ('read' in store && !('get' in store)) return store.ping();
+    const adapter = store as CacheAdapter;
+    return adapter.ping ? adapter.ping() : adapter.has(PROBE_KEY);
   }
 
   /** Another instance changed these entries (or the bus had a gap): loads of them are stale. */
@@ -1247,7 +1770,38 @@ function policyOf<T>(load: Load<T>): LoadPolicy {
 }
 
 /** A stale value to fall back on (an expired entry kept by `grace`). */
+/** The counters of a read of {@link CacheStack.read}. */
+interface ReadKind {
+  readonly name: CacheReadOperation;
+  readonly hit: readonly [number, number];
+  readonly miss: number;
+}
+
+const READ_GET: ReadKind = { name: 'get', hit: GET_HIT, miss: GET_MISS };
+const READ_HAS: ReadKind = { name: 'has', hit: HAS_HIT, miss: HAS_MISS };
+const NONE: readonly string[] = Object.freeze([]);
+/** The key a shared store without `ping()` is asked about by a health check. */
+const PROBE_KEY = '__cachekit:probe__';
+
+/** How a load's wait for the fleet-wide lock ended. */
+type LockOutcome = 'acquired' | 'found' | 'timeout' | 'unavailable';
+
+/** Entries and bytes of an in-process store, and its bounds. */
+function sizeOf(store: CacheAdapter): Omit<CacheL1Stats, 'hits'> {
+  const memory = store as Partial<
+    Pick<MemoryCacheAdapter, 'size' | 'bytes' | 'maxEntries' | 'maxSize'>
+  >;
+  return {
+    entries: typeof memory.size === 'number' ? memory.size : 0,
+    bytes: typeof memory.bytes === 'number' ? memory.bytes : 0,
+    maxEntries: typeof memory.maxEntries === 'number' ? memory.maxEntries : 0,
+    maxBytes: typeof memory.maxSize === 'number' ? memory.maxSize : undefined,
+  };
+}
+
 interface Stale {
+  /** The tier that held it. */
+  readonly tier: Tier;
   readonly value: unknown;
 }
 
@@ -1274,7 +1828,20 @@ interface Load<T> {
   readonly over?: unknown;
   /** Started over an entry the store holds (stale, corrupt, due for a refresh). */
   readonly replaces?: boolean;
+  /** Where this caller's answer is reported instead of being counted (see {@link WrapTally}). */
+  readonly tally?: WrapTally;
 }
+
+/**
+ * Receives how one get-or-load caller was answered, instead of the stack counting it: for a
+ * caller that decides afterwards which of its reads answered (`CacheInterceptor`, whose first
+ * read may find only another variant of the response). It reports with
+ * {@link CacheStack.countWrap}.
+ */
+export type WrapTally = (status: WrapStatus, tier: Tier, reason: StaleReason) => void;
+
+/** Why a get-or-load was answered with a stale value. */
+export type StaleReason = 'error' | 'timeout' | 'backoff';
 
 /**
  * The metadata of an entry written now for `ttl` seconds with `grace` and `refreshAhead`, or
@@ -1368,10 +1935,6 @@ function keyError(key: unknown): CacheKeyError | undefined {
 export function assertKey(key: unknown): asserts key is string {
   const error = keyError(key);
   if (error) throw error;
-}
-
-function nothing(): undefined {
-  return undefined;
 }
 
 async function callThrough<T>(

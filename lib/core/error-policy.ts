@@ -13,6 +13,11 @@ export class ErrorPolicy {
   failures = 0;
   private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
 
+  /** `observe` hears every failure after it is counted and logged (stats, events). */
+  constructor(
+    private readonly observe?: (operation: string, key: string, error: unknown) => void,
+  ) {}
+
   /**
    * Runs `call`; a failure (a rejection, or a synchronous throw) is logged and answered with
    * `fallback`. One `then` in all: each costs a turn of the microtask queue on every Redis call.
@@ -35,6 +40,28 @@ export class ErrorPolicy {
     }
   }
 
+  /**
+   * {@link guarded} with an answer computed for each outcome: `onValue` of what `call` resolved,
+   * or, once the failure is logged, `onFailure()`.
+   */
+  settled<V, R>(
+    operation: string,
+    key: string,
+    call: () => Promise<V>,
+    onValue: (value: V) => R | Promise<R>,
+    onFailure: () => R,
+  ): Promise<R> {
+    const failed = (error: unknown): R => {
+      this.failed(operation, key, error);
+      return onFailure();
+    };
+    try {
+      return call().then(onValue, failed);
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
+  }
+
   /** Records and logs a failed backend call. */
   failed(operation: string, key: string, error: unknown): void {
     this.failures++;
@@ -43,6 +70,7 @@ export class ErrorPolicy {
       `backend:${operation}`,
       `Cache ${operation} ${quote(key)} failed, calling through: ${reason}`,
     );
+    this.observe?.(operation, key, error);
   }
 
   /** Logs a warning about something not stored (a value JSON cannot hold, say). */

@@ -42,10 +42,18 @@ export class LoaderRunner {
    * `hard` seconds have passed from now. The load goes on (and is stored when it resolves): other
    * callers keep their own bounds. The timer is unref'd and cleared when the load settles first.
    */
-  wait<T>(key: string, load: Promise<T>, hard: number | undefined): Promise<T> {
+  wait<T>(
+    key: string,
+    load: Promise<T>,
+    hard: number | undefined,
+    onTimeout?: () => void,
+  ): Promise<T> {
     if (hard === undefined) return load;
     // At least 1 ms: withTimeout reads 0 as "no bound".
     const ms = Math.max(1, Math.round(hard * 1000));
-    return withTimeout(load, ms, () => new CacheLoaderTimeoutError(key, hard));
+    return withTimeout(load, ms, () => {
+      onTimeout?.();
+      return new CacheLoaderTimeoutError(key, hard);
+    });
   }
 }

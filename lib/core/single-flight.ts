@@ -1,3 +1,4 @@
+import type { Tier } from '../tiers/sourced-read';
 /** One load in flight for a key. */
 export interface Flight {
   readonly promise: Promise<unknown>;
@@ -17,7 +18,7 @@ export interface Flight {
   /** What is being written: the loaded value's JSON form, as a read will return it. */
   stored?: unknown;
   /** An expired value kept by `grace` that the load's callers fall back on. */
-  stale?: { readonly value: unknown };
+  stale?: { readonly value: unknown; readonly tier: Tier };
   /**
    * Set when the load ended without running the loader: another instance holding the lock
    * stored the value, which {@link stored} holds (its callers answer a hit).

@@ -16,7 +16,8 @@ import {
   withCacheStatus,
   type CacheStatusHeader,
 } from '../runtime/cache-status';
-import { CacheStack } from '../core/cache-stack';
+import { CacheStack, type StaleReason, type WrapStatus, type WrapTally } from '../core/cache-stack';
+import type { Tier } from '../tiers/sourced-read';
 import { escapeKeyText } from '../keys/key-constructor.encoding';
 import {
   headersSent,
@@ -156,11 +157,18 @@ export class CacheInterceptor implements NestInterceptor {
 
   /** The in-process entry of `key` (or of its variant) for a request with `headers`. */
   private peek(key: string, headers: RequestHeaders): ResponseEntry | undefined {
-    const entry: unknown = this.cache.peek(key);
+    // Counted as a hit only when it answers (a variant's entry may not).
+    const entry: unknown = this.cache.peek(key, false);
     if (!isEntry(entry)) return undefined;
-    if (varyMatches(entry, headers)) return entry;
-    const variant: unknown = this.cache.peek(variantKey(key, entry, headers));
-    return isEntry(variant) && varyMatches(variant, headers) ? variant : undefined;
+    if (varyMatches(entry, headers)) {
+      this.cache.peeked(key);
+      return entry;
+    }
+    const variant = variantKey(key, entry, headers);
+    const stored: unknown = this.cache.peek(variant, false);
+    if (!isEntry(stored) || !varyMatches(stored, headers)) return undefined;
+    this.cache.peeked(variant);
+    return stored;
   }
 
   private async serve(
@@ -182,12 +190,20 @@ export class CacheInterceptor implements NestInterceptor {
       return this.uncached(context, next, 'TTL', key, error);
     }
     const headers = headersOf(context);
-    let answer = await this.lookup(context, next, key, ttl);
+    // One request is one read in the cache's counters: the read that answered it.
+    const first = new Tally(this.cache, key);
+    let answer = await this.lookup(context, next, key, ttl, first.record).catch(first.fail);
     if (answer.kind === 'cached' && !varyMatches(answer.entry, headers)) {
       // Cached for other values of the request headers the response varies on: this
       // request's variant has its own key.
-      answer = await this.lookup(context, next, variantKey(key, answer.entry, headers), ttl);
+      first.decide(false);
+      const variant = variantKey(key, answer.entry, headers);
+      const second = new Tally(this.cache, variant);
+      answer = await this.lookup(context, next, variant, ttl, second.record).catch(second.fail);
+      second.decide(true);
       if (answer.kind === 'cached' && !varyMatches(answer.entry, headers)) answer = UNCACHED;
+    } else {
+      first.decide(true);
     }
     switch (answer.kind) {
       case 'ran':
@@ -210,6 +226,7 @@ export class CacheInterceptor implements NestInterceptor {
     next: CallHandler,
     key: string,
     ttl: number | undefined,
+    tally: WrapTally,
   ): Promise<Answer> {
     let owner = false;
     let handOver!: (answer: Answer) => void;
@@ -225,6 +242,9 @@ export class CacheInterceptor implements NestInterceptor {
         });
       },
       { ttl, unless: isNotStored },
+      true,
+      false,
+      tally,
     );
     return Promise.race([
       ran,
@@ -510,4 +530,42 @@ function isStorableBody(value: unknown): boolean {
 /** The `X-Cache` of a stored response served to this request. */
 function headerOf(status: 'hit' | 'shared' | 'stale'): CacheStatusHeader {
   return headerFor(status) ?? 'MISS';
+}
+
+/**
+ * How one request's read of a key was answered, counted once the interceptor knows it is the
+ * read that answered the request (not one that found another variant of the response). The
+ * read may settle after that decision (a handler's run settles once its response is sent).
+ */
+class Tally {
+  private outcome: [WrapStatus, Tier, StaleReason] | undefined;
+  private counts: boolean | undefined;
+
+  constructor(
+    private readonly cache: CacheStack,
+    private readonly key: string,
+  ) {}
+
+  readonly record: WrapTally = (status, tier, reason) => {
+    this.outcome = [status, tier, reason];
+    this.flush();
+  };
+
+  /** The read failed (the handler threw): it answered the request, with its error. */
+  readonly fail = (error: unknown): never => {
+    this.decide(true);
+    throw error;
+  };
+
+  decide(counts: boolean): void {
+    this.counts = counts;
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.counts !== true || this.outcome === undefined) return;
+    const [status, tier, reason] = this.outcome;
+    this.outcome = undefined;
+    this.cache.countWrap(this.key, status, tier, reason);
+  }
 }

@@ -371,6 +371,36 @@ export interface CacheModuleOptions {
    * built in) and whether `@nestjs/event-emitter` events fire rules.
    */
   invalidation?: CacheInvalidationOptions;
+  /**
+   * OpenTelemetry metrics through `@opentelemetry/api` (an optional peer: install it, and an
+   * SDK with an exporter, to use this): `cache.requests`, `cache.loader.duration`,
+   * `cache.l1.entries`, `cache.l1.size`, `cache.circuit.state` and more (README "Metrics").
+   * `true` records on the global meter provider; `{ meterProvider }` on the one given. Startup
+   * fails with `CacheConfigError` when `@opentelemetry/api` cannot be loaded.
+   * @default false
+   */
+  metrics?: boolean | CacheMetricsOptions;
+  /**
+   * Whether the cache's events (`CacheService.events`) are also emitted on `@nestjs/event-emitter`
+   * as `cachekit.<name>` when the application sets it up (`EventEmitterModule.forRoot()`).
+   * @default true
+   */
+  eventEmitter?: boolean;
+}
+
+/** The OpenTelemetry meter provider of `metrics: { meterProvider }` (structurally typed). */
+export interface CacheMeterProvider {
+  /** Returns the meter the cache creates its instruments on (`nestjs-cachekit`). */
+  getMeter(name: string, version?: string, options?: object): unknown;
+}
+
+/** `metrics: { ... }`: where the cache's OpenTelemetry instruments are created. */
+export interface CacheMetricsOptions {
+  /**
+   * The meter provider to create the instruments on (an SDK `MeterProvider`).
+   * @default the global one (`metrics.getMeterProvider()` of `@opentelemetry/api`)
+   */
+  meterProvider?: CacheMeterProvider;
 }
 
 /** Implemented by a class passed to `forRootAsync({ useClass })` or `useExisting`. */

@@ -17,7 +17,7 @@ import { RateLimitedLogger } from '../utils/rate-limited-logger';
 import { cachedFunctionBindings, hostStarted, hostStopped } from './cached-function.registry';
 import { DeferredDispatcher } from './dispatchers/deferred.dispatcher';
 import { InlineDispatcher } from './dispatchers/inline.dispatcher';
-import { findEventEmitter, type EventEmitterLike } from './event-emitter.bridge';
+import { findEventEmitter, type EventEmitterLike } from '../diagnostics/event-emitter.bridge';
 import type { CacheInvalidationOptions } from '../interfaces/cache-invalidation-options.interface';
 import type {
   InvalidationDispatcher,

@@ -1,5 +1,6 @@
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import type { RemoteTier } from './remote-tier';
+import { L1, L2, type SourcedRead } from './sourced-read';
 
 /**
  * The failover read/write policy (PyFly's `CacheManager`), once: reads go to the remote tier,
@@ -21,12 +22,17 @@ export class FailoverTier implements CacheAdapter {
   ) {}
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
-    const remote = await this.remote.get<T>(key);
-    if (remote !== undefined) return remote;
-    const value = await this.fallback.get<T>(key);
+    return (await this.read(key)).value as T | undefined;
+  }
+
+  /** {@link get}, telling which tier answered: the remote one (`l2`) or the fallback (`l1`). */
+  async read(key: string): Promise<SourcedRead> {
+    const remote = await this.remote.get(key);
+    if (remote !== undefined) return { value: remote, tier: L2 };
+    const value = await this.fallback.get(key);
     if (value === undefined) this.misses++;
     else this.fallbackHits++;
-    return value;
+    return { value, tier: L1 };
   }
 
   async has(key: string): Promise<boolean> {

@@ -126,6 +126,14 @@ export class RemoteTier {
     return this.journal.size;
   }
 
+  /** Reports each failed call of the store (after it is counted and logged). */
+  onFailure(listener: (operation: string, target: string, error: unknown) => void): void {
+    this.failureListener = listener;
+  }
+
+  private failureListener:
+    ((operation: string, target: string, error: unknown) => void) | undefined;
+
   /** Calls `listener` on every circuit state change; returns the function that removes it. */
   onStateChange(listener: (change: CircuitStateChange) => void): () => void {
     return this.breaker.onStateChange(listener);
@@ -473,6 +481,7 @@ export class RemoteTier {
     );
     this.breaker.recordFailure(describe(error), epoch);
     if (this.breaker.state === 'closed' && !this.journal.empty) this.schedule();
+    this.failureListener?.(operation, target, error);
   }
 
   /** `call`, failing after the timeout (fail fast); a synchronous throw becomes a rejection. */

@@ -11,6 +11,7 @@ import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import { tagStoreOf, type TagStore } from '../interfaces/tag-store';
 import type { LocalTier } from './local-tier';
 import { UNAVAILABLE, type Reconciled, type RemoteTier } from './remote-tier';
+import { L1, L2, type SourcedRead } from './sourced-read';
 
 /**
  * The shared tier (L2) as the two-tier store uses it: a plain remote store, whose failures
@@ -211,6 +212,16 @@ export interface TwoTierSettings {
  *
  * @internal
  */
+/** What the two-tier store reports of its bus. @internal */
+export interface BusObserver {
+  /** A message reached the other instances (decoded on demand). */
+  published?(message: () => BusMessage): void;
+  received?(message: BusMessage): void;
+  state?(state: 'live' | 'deaf', reason: string): void;
+  /** The bus hears again after a gap of `ms` milliseconds. */
+  gap?(ms: number): void;
+}
+
 export class TwoTier implements CacheAdapter {
   private readonly guard = new FillGuard();
   private readonly recentLoads = new RecentLoads();
@@ -225,14 +236,43 @@ export class TwoTier implements CacheAdapter {
     readonly bus: CacheBus | undefined,
     private readonly settings: TwoTierSettings,
     /** The failover remote tier, when there is one (its recoveries are relayed). */
-    remote?: RemoteTier,
+    readonly remote?: RemoteTier,
   ) {
     bus?.listen({
-      message: (message) => this.heard(message),
-      deaf: () => this.guard.all('remote'),
-      live: () => this.heard({ clear: true }),
+      message: (message) => {
+        this.observer.received?.(message);
+        this.heard(message);
+      },
+      deaf: (reason) => {
+        this.deafSince ??= Date.now();
+        this.guard.all('remote');
+        this.observer.state?.('deaf', reason);
+      },
+      sent: (message) => this.observer.published?.(message),
+      live: (afterGap) => {
+        const since = this.deafSince;
+        this.deafSince = undefined;
+        this.heard({ clear: true });
+        this.observer.state?.('live', afterGap ? 'subscribed again' : 'subscribed');
+        if (afterGap) this.observer.gap?.(since === undefined ? 0 : Date.now() - since);
+      },
     });
     if (remote) this.detach.push(remote.onReconciled((reconciled) => this.reconciled(reconciled)));
+  }
+
+  /** What the bus did, for the stack's counters and events. */
+  private observer: BusObserver = {};
+  /** When the bus went deaf (ms), while it is. */
+  private deafSince: number | undefined;
+
+  /** Sets the one observer of the bus (messages sent and heard, state changes, gaps). */
+  observe(observer: BusObserver): void {
+    this.observer = observer;
+  }
+
+  /** Messages waiting to be sent (held while the bus connection is down). */
+  get busBuffered(): number {
+    return this.bus?.bufferedMessages ?? 0;
   }
 
   /** Sets the one listener of changes heard from other instances (and of gaps, as a clear). */
@@ -284,21 +324,27 @@ export class TwoTier implements CacheAdapter {
   }
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
+    return (await this.read(key)).value as T | undefined;
+  }
+
+  /** {@link get}, telling which tier answered: the shared one (`l2`) or the L1. */
+  async read(key: string): Promise<SourcedRead> {
     if (this.trusted()) {
-      const cached = this.l1.get<T>(key);
-      if (cached !== undefined) return cached;
+      const cached = this.l1.get(key);
+      if (cached !== undefined) return { value: cached, tier: L1 };
     }
     const ticket = this.guard.begin(key);
     try {
       const read = await this.shared.read(key);
-      if (read === UNAVAILABLE) return this.l1.get<T>(key);
+      // The shared tier is down (failover): the L1, which is its fallback, answers.
+      if (read === UNAVAILABLE) return { value: this.l1.get(key), tier: L1 };
       if (read === undefined) {
         // The shared tier says it is gone: an L1 copy (read while deaf, say) must not outlive it.
         if (!ticket.stale) this.l1.drop(key);
-        return undefined;
+        return { value: undefined, tier: L2 };
       }
       if (!ticket.stale) this.fill(key, read.value, read.ttlMs);
-      return read.value as T;
+      return { value: read.value, tier: L2 };
     } finally {
       this.guard.end(ticket);
     }

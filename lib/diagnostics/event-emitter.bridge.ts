@@ -1,9 +1,12 @@
 import type { ModuleRef } from '@nestjs/core';
 
-/** The part of `EventEmitter2` (from `@nestjs/event-emitter`) the bridge uses. */
+/** The part of `EventEmitter2` (from `@nestjs/event-emitter`) the bridges use. */
 export interface EventEmitterLike {
   on(event: string | symbol, listener: (...args: unknown[]) => unknown): unknown;
   off(event: string | symbol, listener: (...args: unknown[]) => unknown): unknown;
+  emit?(event: string | symbol, ...values: unknown[]): unknown;
+  emitAsync?(event: string | symbol, ...values: unknown[]): Promise<unknown[]>;
+  hasListeners?(event?: string): boolean;
 }
 
 /**
