@@ -2,6 +2,8 @@ import { Module } from '@nestjs/common';
 // The sample app imports the library from source; an application imports 'nestjs-cachekit'.
 import { CacheModule } from '../lib';
 import { ModelsModule } from './models/models.module';
+import { meterProvider } from './ops/metrics';
+import { OpsModule } from './ops/ops.module';
 import { ProductsModule } from './products/products.module';
 import { RatesModule } from './rates/rates.module';
 import { UsersModule } from './users/users.module';
@@ -12,11 +14,13 @@ import { UsersModule } from './users/users.module';
  */
 @Module({
   imports: [
-    CacheModule.forRoot({ isGlobal: true }),
+    // OpenTelemetry metrics on the sample app's own meter provider (served at GET /metrics).
+    CacheModule.forRoot({ isGlobal: true, metrics: { meterProvider } }),
     ProductsModule,
     ModelsModule,
     UsersModule,
     RatesModule,
+    OpsModule,
   ],
 })
 export class AppModule {}
