@@ -23,6 +23,7 @@ import { freePort, RedisServer } from '../test/support/redis-server';
 import { concurrent, formatOps, interleave, percentile, ratio, type Contender } from './measure';
 import { loadingScenario } from './loading';
 import { tagsScenario } from './tags';
+import { eventsScenario } from './events';
 import { tiersScenario, type BenchContext } from './tiers';
 
 const quick = process.argv.includes('--quick');
@@ -39,6 +40,7 @@ const SCENARIOS = [
   'tiers',
   'loading',
   'tags',
+  'events',
 ];
 if (only?.some((name) => !SCENARIOS.includes(name))) {
   throw new Error(`--only takes a comma-separated list of: ${SCENARIOS.join(', ')}`);
@@ -546,6 +548,7 @@ async function main(): Promise<void> {
     if (selected('tiers')) await tiersScenario(context);
     if (selected('loading')) await loadingScenario(context);
     if (selected('tags')) await tagsScenario(context);
+    if (selected('events')) await eventsScenario(context);
   } finally {
     await server.stop();
   }
