@@ -122,11 +122,13 @@ export class TagClock {
       return false;
     }
     if (best === undefined) return false;
-    // Hosts agreeing within a millisecond keep their own clocks: processes of one host then
-    // order marks exactly, and a correction is never noisier than the skew it corrects.
-    if (Math.abs(best.offset - this.offset) > SYNC_MIN_SKEW_MS) {
-      this.offset = Math.abs(best.offset) > SYNC_MIN_SKEW_MS ? best.offset : 0;
-    }
+    // A skew within the reading's own error (half its round trip, plus a millisecond) is no
+    // skew: hosts that agree that well keep their own clocks, so processes of one host order
+    // marks exactly even when a busy machine slows the reading, and a correction is never
+    // noisier than the skew it corrects.
+    const error = best.rtt / 2 + SYNC_MIN_SKEW_MS;
+    const offset = Math.abs(best.offset) > error ? best.offset : 0;
+    if (Math.abs(offset - this.offset) > error) this.offset = offset;
     return true;
   }
 

@@ -297,12 +297,16 @@ describe('Redis Sentinel (a master, a replica, 3 sentinels)', () => {
           await group.restoreReplica();
           const next = await group.failover();
           await writesLandOn(app.cache, next, namespace);
+          // Traffic still in flight from the switch may fail once more and open the circuit
+          // again for a cool-down: it must close again (bounded), not stay open.
+          await within('the circuit closed again', () =>
+            Promise.resolve(adapter.state === 'closed'),
+          );
           await traffic.settled();
         } finally {
           await traffic.stop();
         }
         expect(traffic.rejections).toEqual([]);
-        expect(adapter.state).toBe('closed');
       },
       FAILOVER_TEST_MS,
     );
