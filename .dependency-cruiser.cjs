@@ -11,7 +11,7 @@ const layers = [
   ['runtime'],
   ['interceptors', 'invalidation'],
   ['decorators'],
-  ['discovery', 'cache.service.ts'],
+  ['discovery', 'compat', 'cache.service.ts'],
   ['cache.module.ts'],
   ['index.ts'],
 ];

@@ -101,7 +101,7 @@ export class CacheService {
    * await cache.set('config', config, { ttl: 600, jitter: 0.2 }); // expires 600 to 720 s from now
    * ```
    */
-  set(key: string, value: unknown, ttl?: number | SetOptions): Promise<void> {
+  set(key: string, value: unknown, ttl?: number | `${number}` | SetOptions): Promise<void> {
     return this.stack.set(key, value, ttl);
   }
 
@@ -214,7 +214,11 @@ export class CacheService {
    * });
    * ```
    */
-  wrap<T>(key: string, loader: () => T | Promise<T>, ttl?: number | WrapOptions<T>): Promise<T> {
+  wrap<T>(
+    key: string,
+    loader: () => T | Promise<T>,
+    ttl?: number | `${number}` | WrapOptions<T>,
+  ): Promise<T> {
     return this.stack.wrap(key, loader, ttl, true, true).then(valueOf);
   }
 }

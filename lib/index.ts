@@ -23,6 +23,24 @@ export type {
 } from './interfaces/cache-module-options.interface';
 export type { CacheInvalidationOptions } from './interfaces/cache-invalidation-options.interface';
 
+// Migration from @nestjs/cache-manager
+export { CACHE_MANAGER } from './config/cache.constants';
+export type {
+  CacheManagerModuleAsyncOptions,
+  CacheManagerModuleOptions,
+  CacheManagerOptionsFactory,
+} from './compat/cache-manager-options';
+export { Cache } from './compat/cache-manager.facade';
+export type {
+  CacheManagerCompatible,
+  CacheManagerEntry,
+  CacheManagerEvents,
+  CacheManagerRawEntry,
+  CacheManagerTtl,
+  CacheManagerWrapOptions,
+  CacheManagerWrapOptionsRaw,
+} from './compat/cache-manager.facade';
+
 // The service
 export { CacheService, type SetOptions, type WrapOptions, type WrapStatus } from './cache.service';
 
@@ -85,6 +103,14 @@ export { CacheAdapter, type SyncCacheView } from './interfaces/cache-adapter.int
 export { MemoryCacheAdapter, type MemoryCacheAdapterOptions } from './adapters/memory.adapter';
 export { RedisCacheAdapter, type RedisCacheAdapterOptions } from './adapters/redis.adapter';
 export {
+  KeyvCacheAdapter,
+  type CacheableStore,
+  type KeyvCacheAdapterOptions,
+  type KeyvStore,
+  type KeyvStoreLike,
+} from './adapters/keyv.adapter';
+export { StoresCacheAdapter, type StoresCacheAdapterOptions } from './tiers/stores.adapter';
+export {
   FailoverCacheAdapter,
   type FailoverCacheAdapterOptions,
   type FailoverStats,
@@ -118,6 +144,7 @@ export { CacheTTL } from './decorators/cache-ttl.decorator';
 export { CachePerUser } from './decorators/cache-per-user.decorator';
 export type {
   CacheKeyFactory,
+  CacheSafetyRules,
   CacheTtlFactory,
   CacheUserIdentifier,
 } from './interfaces/cache-route.interface';

@@ -127,6 +127,16 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
     return total;
   }
 
+  /**
+   * Milliseconds `key` has left: `Infinity` when it never expires, `undefined` when it is not
+   * held (or has expired).
+   */
+  remainingMs(key: string): number | undefined {
+    if (!this.store.has(key)) return undefined;
+    const left = this.store.getRemainingTTL(key);
+    return left > 0 ? left : undefined;
+  }
+
   /** The entry bound (`maxEntries`). */
   get maxEntries(): number {
     return this.store.max;

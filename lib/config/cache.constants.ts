@@ -4,6 +4,15 @@ export const CACHE_MODULE_OPTIONS = 'CACHEKIT:MODULE_OPTIONS';
 /** Injection token of the options exactly as the user passed them (before resolution). */
 export const CACHE_USER_OPTIONS = 'CACHEKIT:USER_OPTIONS';
 
+/**
+ * Injection token of the cache-manager-compatible object (`@Inject(CACHE_MANAGER) cache:
+ * Cache`): the same string as `@nestjs/cache-manager`'s token, so either import finds it.
+ */
+export const CACHE_MANAGER = 'CACHE_MANAGER';
+
+/** Injection token of what `register` kept for `CACHE_MANAGER` (`cacheId`, `refreshThreshold`). */
+export const CACHE_MANAGER_SETTINGS = 'CACHEKIT:CACHE_MANAGER_SETTINGS';
+
 // The logger context is defined beside the logger (utils sit below config).
 export { CACHE_LOGGER_CONTEXT } from '../utils/rate-limited-logger';
 

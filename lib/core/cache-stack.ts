@@ -7,6 +7,7 @@ import {
   loadingOptionsProblem,
   MAX_TTL,
   MAX_TAGS,
+  parseTtl,
   tagsProblem,
   ttlProblem,
 } from '../config/validators';
@@ -16,7 +17,7 @@ import type {
   CacheLoaderTimeouts,
   CacheLoadingOptions,
 } from '../interfaces/cache-module-options.interface';
-import { entrySwapOf } from '../interfaces/entry-reader';
+import { entryReaderOf, entrySwapOf, type SharedEntry } from '../interfaces/entry-reader';
 import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import { tagStoreOf } from '../interfaces/tag-store';
 import type { StoredWrite } from '../interfaces/stored-write';
@@ -85,8 +86,12 @@ import { SingleFlight, type Flight } from './single-flight';
  * ```
  */
 export interface WrapOptions<T> extends CacheLoadingOptions {
-  /** Seconds to keep the loaded value; defaults to the module's `ttl`. `0` never expires. */
-  ttl?: number;
+  /**
+   * Seconds to keep the loaded value; defaults to the module's `ttl`. `0` never expires. A
+   * string of plain decimal digits (`'60'`, as `ConfigService.get` returns it) is read as that
+   * number.
+   */
+  ttl?: number | `${number}`;
   /**
    * Tags of the loaded value: `deleteByTag` of any of them invalidates it (and a load of it in
    * flight then is not stored).
@@ -107,8 +112,11 @@ export interface WrapOptions<T> extends CacheLoadingOptions {
  * ```
  */
 export interface SetOptions {
-  /** Seconds to keep the value; defaults to the module's `ttl`. `0` never expires. */
-  ttl?: number;
+  /**
+   * Seconds to keep the value; defaults to the module's `ttl`. `0` never expires. A string of
+   * plain decimal digits (`'60'`) is read as that number.
+   */
+  ttl?: number | `${number}`;
   /**
    * Fraction of the TTL (0 to 1) added at random: the entry lives between `ttl` and
    * `ttl * (1 + jitter)` seconds.
@@ -146,6 +154,11 @@ export interface WrapResult<T> {
 export interface CacheStackOptions {
   /** The cache's name in stats, events and metrics. @defaultValue 'default' */
   readonly name?: string;
+  /**
+   * `@CacheTTL` values are milliseconds: a module built by `CacheModule.register`
+   * (`@nestjs/cache-manager`'s units). @defaultValue false (seconds)
+   */
+  readonly routeTtlInMs?: boolean;
   readonly enabled: boolean;
   /** Default TTL in seconds. */
   readonly ttl: number;
@@ -418,6 +431,11 @@ export class CacheStack {
     return this.options.enabled;
   }
 
+  /** `@CacheTTL` values are milliseconds (a module built by `CacheModule.register`). */
+  get routeTtlInMs(): boolean {
+    return this.options.routeTtlInMs === true;
+  }
+
   /** The default TTL in seconds. */
   get defaultTtl(): number {
     return this.options.ttl;
@@ -545,7 +563,7 @@ export class CacheStack {
    * applied, kept `grace` seconds longer as a stale value); rejects on an invalid key, TTL,
    * option or value.
    */
-  set(key: string, value: unknown, ttl?: number | SetOptions): Promise<void> {
+  set(key: string, value: unknown, ttl?: number | `${number}` | SetOptions): Promise<void> {
     let seconds: number;
     let stored: unknown;
     let published: Promise<void> | undefined;
@@ -715,6 +733,45 @@ export class CacheStack {
   }
 
   /**
+   * When `key`'s entry expires, in ms since the epoch (as `Date.now()`): `Infinity` when it
+   * never expires (or the store cannot tell), `undefined` when {@link get} would miss. An entry
+   * kept by `grace` counts as expired at its logical expiry. Not counted as a read.
+   */
+  async expiresAt(key: string): Promise<number | undefined> {
+    assertKey(key);
+    if (!this.options.enabled) return undefined;
+    let entry: SharedEntry | undefined;
+    try {
+      entry = await this.entryOf(key);
+    } catch (error) {
+      this.errors.failed('TTL', key, error);
+      return undefined;
+    }
+    if (entry === undefined) return undefined;
+    const stored = entry.value;
+    if (isSealed(stored)) {
+      const envelope = this.opened(key, stored);
+      if (envelope === undefined || isStale(envelope, Date.now())) return undefined;
+      if (!(await this.tagged(envelope))) return undefined;
+      return envelope.e === 0 ? Infinity : envelope.e;
+    }
+    return entry.ttlMs === undefined ? Infinity : Date.now() + entry.ttlMs;
+  }
+
+  /** `key`'s stored entry with the milliseconds it has left, from whichever tier holds it. */
+  private entryOf(key: string): Promise<SharedEntry | undefined> {
+    const { local, remote, failover, twoTier } = this.tiers;
+    if (local) return Promise.resolve(local.entry(key));
+    if (twoTier) return twoTier.entry(key);
+    if (failover) return failover.entry(key);
+    const read = entryReaderOf(remote);
+    if (read) return read(key);
+    return remote
+      .get(key)
+      .then((value) => (value === undefined ? undefined : { value, ttlMs: undefined }));
+  }
+
+  /**
    * `true` exactly when {@link get} would hit: read through `get`, since only the value tells
    * whether an entry kept by `grace` is still fresh.
    */
@@ -852,7 +909,7 @@ export class CacheStack {
   wrap<T>(
     key: string,
     loader: () => T | Promise<T>,
-    ttl?: number | WrapOptions<T>,
+    ttl?: number | `${number}` | WrapOptions<T>,
     read = true,
     moduleTimeouts = false,
     tally?: WrapTally,
@@ -1680,15 +1737,17 @@ export class CacheStack {
     message.prefixes?.forEach((prefix) => this.flights.supersede(prefix, false));
   }
 
-  private ttlOf(ttl: number | undefined): number {
+  /** Seconds of a TTL given to a call (a number, or a string of plain decimal digits). */
+  private ttlOf(ttl: unknown): number {
     if (ttl === undefined) return this.options.ttl;
-    const problem = ttlProblem(ttl);
+    const seconds = parseTtl(ttl);
+    const problem = ttlProblem(seconds);
     if (problem) throw new CacheArgumentError(invalidTtlMessage(ttl, problem));
-    return ttl;
+    return seconds as number;
   }
 
   /** The TTL a `set` writes with (its own or the module's, jitter applied), and its grace. */
-  private writeTtlOf(ttl: number | SetOptions | undefined): {
+  private writeTtlOf(ttl: number | `${number}` | SetOptions | undefined): {
     ttl: number;
     grace: number;
     tags?: readonly string[];

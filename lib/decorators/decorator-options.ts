@@ -1,5 +1,5 @@
 import { CacheArgumentError } from '../utils/cache.errors';
-import { loadingOptionsProblem, ttlProblem } from '../config/validators';
+import { loadingOptionsProblem, parseTtl, ttlProblem } from '../config/validators';
 import { loadingCopy } from '../config/load-policy';
 import { describeValue } from '../utils/describe-value';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
@@ -62,13 +62,15 @@ export function assertKnownOptions(
 /** Validates a TTL in seconds given to a decorator. */
 export function checkTtl(decorator: string, ttl: unknown): number | undefined {
   if (ttl === undefined) return undefined;
-  const problem = ttlProblem(ttl);
+  // A string of plain decimal digits ('60', from ConfigService) is that number of seconds.
+  const seconds = parseTtl(ttl);
+  const problem = ttlProblem(seconds);
   if (problem) {
     throw new CacheArgumentError(
-      `@${decorator}(): invalid ttl ${describeValue(ttl)}; expected ${problem}.`,
+      `@${decorator}(): invalid ttl ${describeValue(ttl)}; expected ${problem}, or a string of plain decimal digits.`,
     );
   }
-  return ttl as number;
+  return seconds as number;
 }
 
 /**

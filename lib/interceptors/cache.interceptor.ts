@@ -1,6 +1,6 @@
 import {
+  Inject,
   Injectable,
-  Optional,
   StreamableFile,
   type CallHandler,
   type ExecutionContext,
@@ -24,21 +24,47 @@ import {
   hostKey,
   isEntry,
   restoreVary,
-  storedEntry,
+  storageVerdict,
   variantKey,
   varyMatches,
   whenSent,
   type RequestHeaders,
   type ResponseEntry,
+  type StorageRefusal,
 } from './http-cache-rules';
+import type { CacheSafetyRules } from '../interfaces/cache-route.interface';
 import { writeCacheStatus } from '../runtime/http-response';
-import { ttlProblem } from '../config/validators';
+import { parseTtl, ttlProblem } from '../config/validators';
 import { CacheArgumentError, CacheKeyError } from '../utils/cache.errors';
 import { describeError, describeValue, quote } from '../utils/describe-value';
-import { RateLimitedLogger } from '../utils/rate-limited-logger';
+import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 
 /** Failures of routes' cache metadata, at most one line per route and kind every 10 s. */
 const routeLog = new RateLimitedLogger();
+
+/** Every safety rule on: what {@link CacheInterceptor.safetyRules} answers by default. */
+const SAFE: CacheSafetyRules = Object.freeze({
+  credentials: true,
+  cacheControl: true,
+  setCookie: true,
+  vary: true,
+});
+
+/** Why a request was not cached for safety: a rule of {@link CacheSafetyRules}. */
+type SafetyReason = keyof CacheSafetyRules;
+
+const safetyLog = new CacheLogger();
+
+/** What each safety reason's log line says was refused. */
+const SAFETY_REFUSED: Readonly<Record<SafetyReason, string>> = {
+  credentials:
+    'a request carrying credentials (Authorization, Proxy-Authorization or Cookie) was neither ' +
+    'answered from nor stored into the shared entry of its URL, as its response may be personal',
+  cacheControl:
+    'a response was not stored, as its Cache-Control says private, no-store or no-cache',
+  setCookie: 'a response was not stored, as it sets a cookie (Set-Cookie)',
+  vary: 'a response was not stored, as it varies on every request header (Vary: *)',
+};
 
 interface HttpRequestLike {
   method?: string;
@@ -99,8 +125,13 @@ const routeEligibility = new WeakMap<object, WeakMap<object, boolean>>();
  * - Left alone: `@Res()`/`@Next()` handlers, `@Sse()` routes, `StreamableFile`s, streams and
  *   buffers, `undefined` results, and non-HTTP contexts.
  *
- * Subclass it and override {@link trackBy} or {@link isRequestCacheable} to change what is
- * cached, as with `@nestjs/cache-manager`.
+ * Subclass it as with `@nestjs/cache-manager`: override {@link trackBy} to choose the key (or
+ * `undefined`/`null`: not cached), {@link isRequestCacheable} or {@link allowedMethods} to choose
+ * which requests are cached, and {@link safetyRules} to relax a safety rule for the requests
+ * where it does not apply. A request (or response) refused by a safety rule is logged once per
+ * route, with the way to relax it. Unlike `@nestjs/cache-manager`, `isRequestCacheable` is
+ * asked for every request, before `trackBy` (an overridden `trackBy` or a `@CacheKey` does not
+ * make a `POST` cacheable), and `@CacheTTL` is in seconds.
  *
  * @example
  * ```ts
@@ -111,6 +142,17 @@ const routeEligibility = new WeakMap<object, WeakMap<object, boolean>>();
  *   @CacheTTL(30)
  *   list() { ... }                      // X-Cache: MISS, then HIT for 30 s
  * }
+ *
+ * // The NestJS caching sample's subclass, unchanged:
+ * @Injectable()
+ * class HttpCacheInterceptor extends CacheInterceptor {
+ *   protected override trackBy(context: ExecutionContext): string | undefined {
+ *     const request = context.switchToHttp().getRequest();
+ *     const { httpAdapter } = this.httpAdapterHost;
+ *     if (httpAdapter.getRequestUrl(request) === '/health') return undefined;
+ *     return httpAdapter.getRequestUrl(request);
+ *   }
+ * }
  * ```
  */
 @Injectable()
@@ -118,12 +160,41 @@ export class CacheInterceptor implements NestInterceptor {
   /** @internal Reads `@CacheKey`, `@CacheTTL`, `@CachePerUser` and the decorators' metadata. */
   protected readonly metadata: RouteCacheMetadata;
 
+  /**
+   * Nest's HTTP adapter host, as in `@nestjs/cache-manager`: `this.httpAdapterHost.httpAdapter`
+   * reads requests the platform's way (Express or Fastify).
+   *
+   * Always there. Nest provides `HttpAdapterHost` in every application context (its core module
+   * is global), so it is injected as a required dependency — by property, so a subclass's own
+   * constructor need not pass it. What may be missing is the adapter inside it: `httpAdapter` is
+   * `undefined` where there is no HTTP server (a microservice, a standalone application
+   * context). This interceptor never needs it there: it passes every non-HTTP context through
+   * before `trackBy` or `isRequestCacheable` runs, and reads the request itself if an HTTP
+   * context comes without an adapter. A subclass that reads `httpAdapter` outside those two
+   * methods should check it. Built by hand (`new CacheInterceptor(...)`), it holds an empty host.
+   */
+  @Inject(HttpAdapterHost)
+  protected readonly httpAdapterHost: HttpAdapterHost = new HttpAdapterHost();
+
+  /**
+   * The request methods the default {@link isRequestCacheable} caches, as in
+   * `@nestjs/cache-manager`. Only safe methods belong here unless the route's response depends
+   * on nothing but its URL (a `POST` is cached by URL, whatever its body).
+   * @defaultValue `['GET']`
+   */
+  protected allowedMethods: string[] = ['GET'];
+
+  /**
+   * The safety reasons already logged, per controller class and handler: each is said once per
+   * route for the life of the interceptor (the application), not once per request.
+   */
+  private readonly safetyNotices = new WeakMap<object, WeakMap<object, Set<SafetyReason>>>();
+
   /** @internal Nest builds the interceptor; the cache stack is not part of the public API. */
   constructor(
     /** @internal The application's cache stack. */
     protected readonly cache: CacheStack,
     protected readonly reflector: Reflector,
-    @Optional() protected readonly httpAdapterHost?: HttpAdapterHost,
   ) {
     this.metadata = new RouteCacheMetadata(reflector);
   }
@@ -141,9 +212,11 @@ export class CacheInterceptor implements NestInterceptor {
     ) {
       return passThrough(context, next);
     }
+    let rules: CacheSafetyRules;
     let key: string | undefined | Promise<string | undefined>;
     try {
-      key = this.keyFor(context);
+      rules = this.safetyRules(context);
+      key = this.keyFor(context, rules);
     } catch (error) {
       return this.uncached(context, next, 'key', undefined, error);
     }
@@ -152,7 +225,7 @@ export class CacheInterceptor implements NestInterceptor {
       const entry = this.peek(key, headersOf(context));
       if (entry) return of(this.cached(context, entry, 'HIT'));
     }
-    return this.serve(context, next, key);
+    return this.serve(context, next, key, rules);
   }
 
   /** The in-process entry of `key` (or of its variant) for a request with `headers`. */
@@ -175,6 +248,7 @@ export class CacheInterceptor implements NestInterceptor {
     context: ExecutionContext,
     next: CallHandler,
     pending: string | undefined | Promise<string | undefined>,
+    rules: CacheSafetyRules,
   ): Promise<Observable<unknown>> {
     let key: string | undefined;
     let ttl: number | undefined;
@@ -192,14 +266,16 @@ export class CacheInterceptor implements NestInterceptor {
     const headers = headersOf(context);
     // One request is one read in the cache's counters: the read that answered it.
     const first = new Tally(this.cache, key);
-    let answer = await this.lookup(context, next, key, ttl, first.record).catch(first.fail);
+    let answer = await this.lookup(context, next, key, ttl, rules, first.record).catch(first.fail);
     if (answer.kind === 'cached' && !varyMatches(answer.entry, headers)) {
       // Cached for other values of the request headers the response varies on: this
       // request's variant has its own key.
       first.decide(false);
       const variant = variantKey(key, answer.entry, headers);
       const second = new Tally(this.cache, variant);
-      answer = await this.lookup(context, next, variant, ttl, second.record).catch(second.fail);
+      answer = await this.lookup(context, next, variant, ttl, rules, second.record).catch(
+        second.fail,
+      );
       second.decide(true);
       if (answer.kind === 'cached' && !varyMatches(answer.entry, headers)) answer = UNCACHED;
     } else {
@@ -226,6 +302,7 @@ export class CacheInterceptor implements NestInterceptor {
     next: CallHandler,
     key: string,
     ttl: number | undefined,
+    rules: CacheSafetyRules,
     tally: WrapTally,
   ): Promise<Answer> {
     let owner = false;
@@ -236,7 +313,7 @@ export class CacheInterceptor implements NestInterceptor {
       key,
       () => {
         owner = true;
-        return this.respond(context, next, handOver).catch((error: unknown) => {
+        return this.respond(context, next, handOver, rules).catch((error: unknown) => {
           failure = { error };
           throw error;
         });
@@ -272,6 +349,7 @@ export class CacheInterceptor implements NestInterceptor {
     context: ExecutionContext,
     next: CallHandler,
     handOver: (answer: Answer) => void,
+    rules: CacheSafetyRules,
   ): Promise<Outcome> {
     const response: unknown = context.getArgByIndex(1);
     // Listening from the start: the client may go away while the handler runs.
@@ -281,15 +359,61 @@ export class CacheInterceptor implements NestInterceptor {
     const answeredElsewhere = headersSent(response);
     handOver({ kind: 'ran', body });
     if (answeredElsewhere || !isStorableBody(body) || !(await sent)) return NOT_STORED;
+    let verdict: ResponseEntry | StorageRefusal;
     try {
-      return (
-        storedEntry(response, this.httpAdapterHost?.httpAdapter, headersOf(context), body) ??
-        NOT_STORED
+      const headers = headersOf(context);
+      verdict = storageVerdict(
+        response,
+        this.adapter,
+        headers,
+        body,
+        rules,
+        this.okStatus(context),
       );
     } catch {
       // A response object that cannot be read is not one we can vouch for.
       return NOT_STORED;
     }
+    if (typeof verdict !== 'string') return verdict;
+    // Not storing an error (or any other status) is no safety rule: nothing to relax.
+    if (verdict !== 'status') this.noteSafety(context, verdict);
+    return NOT_STORED;
+  }
+
+  /**
+   * The status a stored response must have: the one a cached answer is replayed with, as Nest's
+   * router sets it again on a hit — `200`, or `201` for a `POST` route left at Nest's default
+   * (or marked `@HttpCode(201)`) when {@link allowedMethods} lets `POST` in.
+   */
+  private okStatus(context: ExecutionContext): number {
+    if (this.methodOf(context) !== 'POST') return 200;
+    return (this.metadata.getHttpCode(context) ?? 201) === 201 ? 201 : 200;
+  }
+
+  /**
+   * Logs, once per route and reason, that a safety rule kept a request out of the cache, and how
+   * to relax it. No request data goes into the line.
+   */
+  private noteSafety(context: ExecutionContext, reason: SafetyReason): void {
+    const controller = context.getClass();
+    let routes = this.safetyNotices.get(controller);
+    if (!routes) this.safetyNotices.set(controller, (routes = new WeakMap()));
+    let noticed = routes.get(context.getHandler());
+    if (!noticed) routes.set(context.getHandler(), (noticed = new Set()));
+    if (noticed.has(reason)) return;
+    noticed.add(reason);
+    const interceptor = this.constructor.name || 'CacheInterceptor';
+    const route = `${controller.name}.${context.getHandler().name}`;
+    const perUser =
+      reason === 'credentials'
+        ? 'Mark the route @CachePerUser() to give each user their own entry, or, if its ' +
+          'responses never depend on the caller, '
+        : "If this route's responses are the same for everyone, ";
+    safetyLog.log(
+      `${interceptor}: ${route}: ${SAFETY_REFUSED[reason]}. ${perUser}override ` +
+        `safetyRules(context) in a subclass of CacheInterceptor to return ` +
+        `{ ...super.safetyRules(context), ${reason}: false }. Logged once per route.`,
+    );
   }
 
   /** Answers with a stored response: its `X-Cache`, its `Vary`, its body. */
@@ -300,7 +424,7 @@ export class CacheInterceptor implements NestInterceptor {
   ): unknown {
     writeCacheStatus(context, status);
     if (entry.vary) {
-      restoreVary(context.getArgByIndex(1), this.httpAdapterHost?.httpAdapter, entry.vary);
+      restoreVary(context.getArgByIndex(1), this.adapter, entry.vary);
     }
     return entry.body;
   }
@@ -313,16 +437,21 @@ export class CacheInterceptor implements NestInterceptor {
   }
 
   /**
-   * The base key of a request: `@CacheKey` if set (used as given), else `http:` + the host name
-   * the request was sent to (escaped, case kept, no port) + its URL; `undefined` leaves the
-   * request uncached. Override to change it (as in `@nestjs/cache-manager`).
+   * The base key of a request: `@CacheKey` if set (used as given; a function's result, which may
+   * be a Promise), else `http:` + the host name the request was sent to (escaped, case kept, no
+   * port) + its URL. `undefined`, `null` or `''` leaves the request uncached. Override to change
+   * it (as in `@nestjs/cache-manager`); it may return a Promise. It runs only for requests
+   * {@link isRequestCacheable} accepts, and the safety rules still apply to its key: a request
+   * with credentials gets no shared entry (see {@link safetyRules}).
    */
-  protected trackBy(context: ExecutionContext): string | undefined {
+  protected trackBy(
+    context: ExecutionContext,
+  ): string | undefined | null | Promise<string | undefined | null> {
     const custom = this.metadata.getCacheKey(context);
     if (typeof custom === 'string') return custom;
-    if (typeof custom === 'function') return custom(context) || undefined;
+    if (typeof custom === 'function') return custom(context);
     const request = requestOf(context);
-    const adapter = this.httpAdapterHost?.httpAdapter;
+    const adapter = this.adapter;
     const url = adapter
       ? (adapter.getRequestUrl(request) as string | undefined)
       : (request.originalUrl ?? request.url);
@@ -350,12 +479,49 @@ export class CacheInterceptor implements NestInterceptor {
     return eligible;
   }
 
-  /** Only `GET` requests are cached. Override to narrow it further. */
+  /**
+   * Whether this request may be cached at all: by default, if its method is one of
+   * {@link allowedMethods} (`GET`). Asked for every request on a cacheable route, before
+   * {@link trackBy}. Override to exclude paths or let other methods in, as in
+   * `@nestjs/cache-manager`.
+   */
   protected isRequestCacheable(context: ExecutionContext): boolean {
+    const method = this.methodOf(context);
+    return method !== undefined && this.allowedMethods.includes(method);
+  }
+
+  /**
+   * The safety rules that apply to this request: every rule of {@link CacheSafetyRules} is on
+   * by default. Override to relax one where it does not apply — say, for routes whose responses
+   * never depend on the caller's credentials — and keep the others:
+   *
+   * ```ts
+   * protected override safetyRules(context: ExecutionContext): CacheSafetyRules {
+   *   const rules = super.safetyRules(context);
+   *   return isPublicCatalogue(context) ? { ...rules, credentials: false } : rules;
+   * }
+   * ```
+   *
+   * Asked once per request on a cacheable route, before {@link trackBy}'s key is used. While a
+   * rule is on, the first request (or response) it refuses on each route is logged, saying how
+   * to relax it.
+   */
+  protected safetyRules(context: ExecutionContext): CacheSafetyRules {
+    void context;
+    return SAFE;
+  }
+
+  /** The adapter in {@link httpAdapterHost}; `undefined` without an HTTP server. */
+  private get adapter(): AbstractHttpAdapter | undefined {
+    return this.httpAdapterHost.httpAdapter as AbstractHttpAdapter | undefined;
+  }
+
+  /** The request's method, through the adapter when there is one. */
+  private methodOf(context: ExecutionContext): string | undefined {
     const request = requestOf(context);
-    const adapter = this.httpAdapterHost?.httpAdapter;
-    const method = adapter ? (adapter.getRequestMethod(request) as string) : request.method;
-    return method === 'GET';
+    const adapter = this.adapter;
+    const method: unknown = adapter ? adapter.getRequestMethod(request) : request.method;
+    return typeof method === 'string' ? method : undefined;
   }
 
   /**
@@ -394,16 +560,39 @@ export class CacheInterceptor implements NestInterceptor {
     return passThrough(context, next);
   }
 
-  /** The request's key; a Promise only when a `@CachePerUser` identify function is async. */
-  private keyFor(context: ExecutionContext): string | undefined | Promise<string | undefined> {
+  /**
+   * The request's key; a Promise only when {@link trackBy} (or a `@CacheKey` function) or a
+   * `@CachePerUser` identify function is async.
+   */
+  private keyFor(
+    context: ExecutionContext,
+    rules: CacheSafetyRules,
+  ): string | undefined | Promise<string | undefined> {
     const base: unknown = this.trackBy(context);
-    if (!base) return undefined;
+    return isThenable(base)
+      ? Promise.resolve(base).then((resolved) => this.scopedKey(context, rules, resolved))
+      : this.scopedKey(context, rules, base);
+  }
+
+  /** The key of `base` for this request: shared, the user's own, or none (credentials). */
+  private scopedKey(
+    context: ExecutionContext,
+    rules: CacheSafetyRules,
+    base: unknown,
+  ): string | undefined | Promise<string | undefined> {
+    if (base === undefined || base === null || base === '') return undefined;
     if (typeof base !== 'string') {
       throw new CacheKeyError(`the key is ${describeValue(base)}, expected a string`);
     }
     const credentialed = this.hasCredentials(context);
     const perUser = this.metadata.getPerUser(context);
-    if (!perUser) return credentialed ? undefined : base;
+    if (!perUser) {
+      if (!credentialed || !rules.credentials) return base;
+      this.noteSafety(context, 'credentials');
+      return undefined;
+    }
+    // Credentials without an identity get no entry, unless the credentials rule is off.
+    const guarded = credentialed && rules.credentials;
     const identity = perUser.identify
       ? perUser.identify(context)
       : credentialed
@@ -411,19 +600,26 @@ export class CacheInterceptor implements NestInterceptor {
         : undefined;
     // Any thenable (a query builder, a Promise from another realm), not only a native Promise.
     return isThenable(identity)
-      ? Promise.resolve(identity).then((resolved) => userKey(base, resolved, credentialed))
-      : userKey(base, identity, credentialed);
+      ? Promise.resolve(identity).then((resolved) => userKey(base, resolved, guarded))
+      : userKey(base, identity, guarded);
   }
 
   private async ttlFor(context: ExecutionContext): Promise<number | undefined> {
     const declared = this.metadata.getCacheTtl(context);
-    const ttl: unknown = typeof declared === 'function' ? await declared(context) : declared;
+    // A numeric string ('60', from ConfigService) is seconds, as in @CacheTTL itself.
+    const ttl: unknown = parseTtl(
+      typeof declared === 'function' ? await declared(context) : declared,
+    );
     if (ttl === undefined) return undefined;
-    const problem = ttlProblem(ttl);
+    // A module built by CacheModule.register takes @nestjs/cache-manager's milliseconds.
+    const inMs = this.cache.routeTtlInMs;
+    const seconds = inMs && typeof ttl === 'number' ? ttl / 1000 : ttl;
+    const problem = ttlProblem(seconds);
     if (problem) {
-      throw new CacheArgumentError(`the TTL is ${describeValue(ttl)}, expected ${problem}`);
+      const unit = inMs ? ' (milliseconds: the module was built by CacheModule.register)' : '';
+      throw new CacheArgumentError(`the TTL is ${describeValue(ttl)}${unit}, expected ${problem}`);
     }
-    return ttl as number;
+    return seconds as number;
   }
 }
 

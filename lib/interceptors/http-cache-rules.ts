@@ -64,11 +64,8 @@ export function variantKey(base: string, entry: ResponseEntry, headers: RequestH
 /**
  * The entry to store for a response that has been sent, or `undefined` if HTTP forbids a
  * shared cache to keep it: its status is not 200, its `Cache-Control` says `private`,
- * `no-store` or `no-cache`, it sets a cookie, or it varies on `*`.
- *
- * Read through Nest's HTTP adapter (Express: the response; Fastify: the reply and its raw
- * response), once the response is on the wire, so whatever set the status or a header (the
- * handler, an interceptor on either side, a middleware, Nest's router) has had its say.
+ * `no-store` or `no-cache`, it sets a cookie, or it varies on `*`. {@link storageVerdict} with
+ * every rule on.
  */
 export function storedEntry(
   response: unknown,
@@ -76,12 +73,50 @@ export function storedEntry(
   headers: RequestHeaders,
   body: unknown,
 ): ResponseEntry | undefined {
-  if ((response as { statusCode?: unknown }).statusCode !== 200) return undefined;
+  const verdict = storageVerdict(response, adapter, headers, body, ALL_RULES, 200);
+  return typeof verdict === 'string' ? undefined : verdict;
+}
+
+/** Why {@link storageVerdict} refused a response. */
+export type StorageRefusal = 'status' | 'cacheControl' | 'setCookie' | 'vary';
+
+/** The storage rules that can be turned off (the status rule cannot). */
+export interface StorageRules {
+  readonly cacheControl: boolean;
+  readonly setCookie: boolean;
+  readonly vary: boolean;
+}
+
+const ALL_RULES: StorageRules = Object.freeze({ cacheControl: true, setCookie: true, vary: true });
+
+/**
+ * The entry to store for a response that has been sent, or the rule that forbids a shared
+ * cache to keep it: its status is not `status` (the one a replay gets), its `Cache-Control`
+ * says `private`, `no-store` or `no-cache` (`cacheControl`), it sets a cookie (`setCookie`), or
+ * it varies on `*` (`vary`). A rule turned off in `rules` is not checked; with `vary` off, the
+ * response's `Vary` is ignored and one entry answers every request.
+ *
+ * Read through Nest's HTTP adapter (Express: the response; Fastify: the reply and its raw
+ * response), once the response is on the wire, so whatever set the status or a header (the
+ * handler, an interceptor on either side, a middleware, Nest's router) has had its say.
+ */
+export function storageVerdict(
+  response: unknown,
+  adapter: HeaderReader | undefined,
+  headers: RequestHeaders,
+  body: unknown,
+  rules: StorageRules,
+  status: number,
+): ResponseEntry | StorageRefusal {
+  if ((response as { statusCode?: unknown }).statusCode !== status) return 'status';
   const read = (name: string) => readHeader(response, adapter, name);
-  if (UNSTORABLE.test(headerText(read('cache-control')))) return undefined;
-  if (headerText(read('set-cookie')) !== '') return undefined;
+  if (rules.cacheControl && UNSTORABLE.test(headerText(read('cache-control')))) {
+    return 'cacheControl';
+  }
+  if (rules.setCookie && headerText(read('set-cookie')) !== '') return 'setCookie';
+  if (!rules.vary) return { body };
   const vary = varyNames(headerText(read('vary')));
-  if (vary === undefined) return undefined;
+  if (vary === undefined) return 'vary';
   if (vary.length === 0) return { body };
   return { body, vary, values: vary.map((name) => requestHeader(headers, name)) };
 }

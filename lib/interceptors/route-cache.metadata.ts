@@ -2,7 +2,7 @@ import type { ExecutionContext, Type } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 // Nest's route metadata keys (also re-exported by discovery/nest-internals.ts, which sits above
 // this layer): stable in practice, used by other official modules.
-import { ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants';
+import { HTTP_CODE_METADATA, ROUTE_ARGS_METADATA, SSE_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import {
   CACHE_KEY_METADATA,
@@ -60,6 +60,12 @@ export class RouteCacheMetadata {
   /** `true` for `@Sse()` routes, whose Observable is a stream of events, not one response. */
   isServerSentEvents(context: ExecutionContext): boolean {
     return this.reflector.get<boolean | undefined>(SSE_METADATA, context.getHandler()) === true;
+  }
+
+  /** The status the handler sets with `@HttpCode()`, if it does. */
+  getHttpCode(context: ExecutionContext): number | undefined {
+    const code: unknown = this.reflector.get(HTTP_CODE_METADATA, context.getHandler());
+    return typeof code === 'number' ? code : undefined;
   }
 
   /**

@@ -76,7 +76,7 @@ export interface CacheableOptions extends CacheLoadingOptions {
    * Seconds to keep the result; `0` never expires.
    * @default the module's `ttl`
    */
-  ttl?: number;
+  ttl?: number | `${number}`;
   /**
    * Tags of the stored result, rendered from the arguments (see {@link CacheTagsSpec}):
    * `CacheService.deleteByTag`, `@CacheEvict({ tags })` or an invalidation rule naming one of
@@ -134,7 +134,7 @@ export interface CachePutOptions {
    * Seconds to keep the result; `0` never expires.
    * @default the module's `ttl`
    */
-  ttl?: number;
+  ttl?: number | `${number}`;
   /**
    * Fraction of the TTL (0 to 1) added at random to the stored result's TTL.
    * @default the module's `jitter`

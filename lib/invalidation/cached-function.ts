@@ -1,6 +1,6 @@
 import { CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { CacheConfigError, CacheKeyError } from '../utils/cache.errors';
-import { loadingOptionsProblem, ttlProblem } from '../config/validators';
+import { loadingOptionsProblem, parseTtl, ttlProblem } from '../config/validators';
 import type { CacheLoadingOptions } from '../interfaces/cache-module-options.interface';
 import { loadingCopy } from '../config/load-policy';
 import { describeError, describeValue, quote } from '../utils/describe-value';
@@ -39,7 +39,7 @@ export interface CacheResultOptions<A extends unknown[], R> extends CacheLoading
    */
   key: KeyConstructor | ((...args: A) => string);
   /** Seconds to keep a result; defaults to the module's `ttl`. `0` never expires. */
-  ttl?: number;
+  ttl?: number | `${number}`;
   /** When it returns `true` for a result, the result is returned but not stored. */
   unless?: (result: Awaited<R>) => boolean;
   /**
@@ -147,17 +147,19 @@ export function cacheResult<A extends unknown[], R>(
     );
   }
   const name = options.name ?? (fn.name || 'anonymous');
-  const ttlIssue = options.ttl === undefined ? undefined : ttlProblem(options.ttl);
+  // A string of plain decimal digits ('60', from ConfigService) is that number of seconds.
+  const ttl = options.ttl === undefined ? undefined : (parseTtl(options.ttl) as number);
+  const ttlIssue = ttl === undefined ? undefined : ttlProblem(ttl);
   if (ttlIssue) {
     throw new CacheConfigError(
-      `cacheResult(${name}): invalid ttl ${describeValue(options.ttl)}; expected ${ttlIssue}.`,
+      `cacheResult(${name}): invalid ttl ${describeValue(options.ttl)}; expected ${ttlIssue}, or a string of plain decimal digits.`,
     );
   }
   const loading = checkLoading(name, options);
   const writeOptions =
     options.jitter === undefined && options.grace === undefined
-      ? options.ttl
-      : { ttl: options.ttl, jitter: options.jitter, grace: options.grace };
+      ? ttl
+      : { ttl, jitter: options.jitter, grace: options.grace };
   const { key } = options;
   const signature: MethodSignature = {
     className: '',
@@ -248,7 +250,7 @@ export function cacheResult<A extends unknown[], R>(
       .wrap<Awaited<R>>(
         key,
         () => run(this, args),
-        { ...loading, ttl: options.ttl, unless: options.unless, tags },
+        { ...loading, ttl, unless: options.unless, tags },
         true,
         true,
       )
@@ -294,7 +296,7 @@ export function cacheResult<A extends unknown[], R>(
             value,
             tags === undefined
               ? writeOptions
-              : { ttl: options.ttl, jitter: options.jitter, grace: options.grace, tags },
+              : { ttl, jitter: options.jitter, grace: options.grace, tags },
           );
         } catch (error) {
           // As a call's write: a result that cannot be cached is logged, and still returned;

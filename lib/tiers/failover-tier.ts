@@ -1,5 +1,6 @@
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
-import type { RemoteTier } from './remote-tier';
+import { UNAVAILABLE, type RemoteTier } from './remote-tier';
+import type { SharedEntry } from '../interfaces/entry-reader';
 import { L1, L2, type SourcedRead } from './sourced-read';
 
 /**
@@ -33,6 +34,22 @@ export class FailoverTier implements CacheAdapter {
     if (value === undefined) this.misses++;
     else this.fallbackHits++;
     return { value, tier: L1 };
+  }
+
+  /**
+   * `key`'s entry with the milliseconds it has left: the remote tier's, else the fallback's
+   * (when it offers its TTLs); `undefined` on a miss.
+   */
+  async entry(key: string): Promise<SharedEntry | undefined> {
+    const remote = await this.remote.read(key);
+    if (remote !== UNAVAILABLE && remote !== undefined) return remote;
+    const fallback = this.fallback as CacheAdapter & {
+      remainingMs?(key: string): number | undefined;
+    };
+    const value = await this.fallback.get(key);
+    if (value === undefined) return undefined;
+    const left = fallback.remainingMs?.(key);
+    return { value, ttlMs: left === undefined || left === Infinity ? undefined : left };
   }
 
   async has(key: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 import type { CacheAdapter, SyncCacheView } from '../interfaces/cache-adapter.interface';
+import type { SharedEntry } from '../interfaces/entry-reader';
 
 /**
  * The in-process tier: an adapter that offers the port's sync capability
@@ -21,6 +22,19 @@ export class LocalTier {
   /** The value of `key`, or `undefined` on a miss. */
   get<T>(key: string): T | undefined {
     return this.view.getSync<T>(key);
+  }
+
+  /**
+   * `key`'s value with the milliseconds it has left (`ttlMs` undefined: never expires, or the
+   * store cannot tell), or `undefined` on a miss.
+   */
+  entry(key: string): SharedEntry | undefined {
+    const value = this.view.getSync(key);
+    if (value === undefined) return undefined;
+    const remaining = (this.store as { remainingMs?: (key: string) => number | undefined })
+      .remainingMs;
+    const left = typeof remaining === 'function' ? remaining.call(this.store, key) : undefined;
+    return { value, ttlMs: left === undefined || left === Infinity ? undefined : left };
   }
 
   /** Stores `value` (already in its stored form); throws on an invalid `ttl`. */

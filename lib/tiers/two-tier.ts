@@ -350,6 +350,15 @@ export class TwoTier implements CacheAdapter {
     }
   }
 
+  /**
+   * `key`'s entry with the milliseconds it has left, from the shared tier (the L1 while the
+   * shared tier is down under failover); `undefined` on a miss.
+   */
+  async entry(key: string): Promise<SharedEntry | undefined> {
+    const read = await this.shared.read(key);
+    return read === UNAVAILABLE ? this.l1.entry(key) : read;
+  }
+
   /** Agrees with {@link get}: reads the entry. */
   async has(key: string): Promise<boolean> {
     return (await this.get(key)) !== undefined;

@@ -146,7 +146,14 @@ export function describeCacheContract(name: string, optionsFor: () => CacheModul
       await expect(cache.set('k', 1, -1)).rejects.toThrow(/ttl/);
     });
 
-    it.each(['60', '0x10', ''])(
+    it('reads a ttl of plain decimal digits (as ConfigService gives it) as seconds', async () => {
+      await cache.set('s', 'v', '60');
+      expect(await cache.get('s')).toBe('v');
+      expect(await cache.wrap('ws', () => 'loaded', '1.5')).toBe('loaded');
+      expect(await cache.get('ws')).toBe('loaded');
+    });
+
+    it.each(['0x10', '1e3', ' 60', ''])(
       'rejects the string ttl %p, showing it as the string it is',
       async (ttl) => {
         await cache.set('k', 'old');

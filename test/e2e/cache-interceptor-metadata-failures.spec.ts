@@ -35,7 +35,7 @@ class BrokenController {
   }
 
   @Get('ttl-string')
-  @CacheTTL((() => '60') as unknown as () => number)
+  @CacheTTL(() => '60s')
   ttlString() {
     return ran('ttl-string');
   }
@@ -86,7 +86,7 @@ class BrokenController {
 
 const ROUTES = [
   ['ttl-negative', /TTL failed for ".*ttl-negative": the TTL is -1/],
-  ['ttl-string', /TTL failed for ".*ttl-string": the TTL is "60"/],
+  ['ttl-string', /TTL failed for ".*ttl-string": the TTL is "60s"/],
   ['ttl-throws', /TTL failed for ".*ttl-throws": "ttl factory exploded"/],
   ['ttl-rejects', /TTL failed for ".*ttl-rejects": "ttl lookup failed"/],
   ['key-number', /key failed: the key is 42, expected a string/],

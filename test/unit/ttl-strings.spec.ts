@@ -3,8 +3,8 @@ import { resolveCacheOptions } from '../../lib/config/cache-options.resolver';
 
 /**
  * A TTL that arrives as a string: configuration (the `ttl` option, `CACHE_TTL`) accepts plain
- * decimal digits only and names any other string as it was given; `set`/`wrap` and the adapters
- * take numbers only and show a string as a string ("60", not 60).
+ * decimal digits only and names any other string as it was given, as do `set`/`wrap` and the
+ * decorators; the adapters take numbers only and show a string as a string ("60", not 60).
  */
 describe('TTL strings', () => {
   // Each would be read as a number by Number() — or as 0, or as Infinity — not as written.
