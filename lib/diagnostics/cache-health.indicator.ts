@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { CacheStack } from '../core/cache-stack';
-import type { CacheTierName } from '../interfaces/cache-events.interface';
 import type { CacheHealth } from '../interfaces/cache-stats.interface';
 import { CacheArgumentError } from '../utils/cache.errors';
 import { describeError, describeValue } from '../utils/describe-value';
@@ -14,7 +13,10 @@ export type CacheHealthStatus = 'up' | 'degraded' | 'down';
  * `{ status, ...details }` object. Fields that do not apply to the cache are absent (no `l2`
  * for an in-process cache, no `circuit` without failover, no `bus` with one tier).
  */
-export interface CacheHealthDetails<S extends CacheHealthStatus = CacheHealthStatus> {
+export interface CacheHealthDetails<S extends CacheHealthStatus = CacheHealthStatus> extends Omit<
+  CacheHealth,
+  'status'
+> {
   /**
    * `up` or `down`; a degraded cache is `up` with `degraded: true`, or `degraded` when asked
    * for (`{ degraded: 'degraded' }`, Terminus 12 and later).
@@ -22,24 +24,6 @@ export interface CacheHealthDetails<S extends CacheHealthStatus = CacheHealthSta
   readonly status: S;
   /** `true` while the cache serves with reduced guarantees (see `reason`). */
   readonly degraded?: true;
-  /** Why the cache is degraded or down, in words fit for a log line. Never holds a password. */
-  readonly reason?: string;
-  /** The shared store's answer to a `PING` (absent for an in-process cache). */
-  readonly l2?: {
-    readonly status: 'up' | 'down';
-    /** Milliseconds the ping took (absent when it failed). */
-    readonly latencyMs?: number;
-    /** Why the ping failed. Never holds a password. */
-    readonly error?: string;
-  };
-  /** The circuit breaker's state, with failover. */
-  readonly circuit?: 'closed' | 'open' | 'half-open';
-  /** The bus's state, with two tiers. */
-  readonly bus?: 'live' | 'deaf' | 'off';
-  /** The in-process tier's size. */
-  readonly l1?: { readonly entries: number; readonly bytes: number };
-  /** Which tier answers reads now. */
-  readonly serving: CacheTierName | 'l1+l2';
 }
 
 /**

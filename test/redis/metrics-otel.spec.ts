@@ -1,33 +1,11 @@
-import { MeterProvider, MetricReader, type MetricData } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
 import type { CacheModuleOptions, RedisCacheAdapter } from '../../lib';
 import { CacheStack } from '../../lib/core/cache-stack';
-import { CACHE_METER_NAME } from '../../lib/diagnostics/cache-metrics';
 import { eventually } from '../support/eventually';
+import { collect, TestReader } from '../support/metrics';
 import { boot, until, type BootedApp } from '../support/failover';
 import { RedisServer } from '../support/redis-server';
 import { uniqueNamespace } from '../support/redis';
-
-/** A reader the test collects from when it wants (the SDK's pull path, as Prometheus uses). */
-class TestReader extends MetricReader {
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-/** The cache's metrics by instrument name, from one collection. */
-async function collect(reader: MetricReader): Promise<Map<string, MetricData>> {
-  const { resourceMetrics, errors } = await reader.collect();
-  expect(errors).toEqual([]);
-  const found = new Map<string, MetricData>();
-  for (const scope of resourceMetrics.scopeMetrics) {
-    if (scope.scope.name !== CACHE_METER_NAME) continue;
-    for (const metric of scope.metrics) found.set(metric.descriptor.name, metric);
-  }
-  return found;
-}
 
 /** Data points of `name` as `attribute values joined by /` → value (cache.name left out). */
 function points(collected: Map<string, MetricData>, name: string): Record<string, unknown> {

@@ -4,7 +4,6 @@ import { metrics } from '@opentelemetry/api';
 import {
   DataPointType,
   MeterProvider,
-  MetricReader,
   type Histogram,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
@@ -18,29 +17,8 @@ import {
   type CacheMetricsHandle,
 } from '../../lib/diagnostics/cache-metrics';
 import { eventually } from '../support/eventually';
+import { collect, TestReader } from '../support/metrics';
 import { boot, type BootedApp } from '../support/failover';
-
-/** A reader the test collects from when it wants (the SDK's pull path, as Prometheus uses). */
-class TestReader extends MetricReader {
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-/** The cache's metrics by instrument name, from one collection. */
-async function collect(reader: MetricReader): Promise<Map<string, MetricData>> {
-  const { resourceMetrics, errors } = await reader.collect();
-  expect(errors).toEqual([]);
-  const found = new Map<string, MetricData>();
-  for (const scope of resourceMetrics.scopeMetrics) {
-    if (scope.scope.name !== CACHE_METER_NAME) continue;
-    for (const metric of scope.metrics) found.set(metric.descriptor.name, metric);
-  }
-  return found;
-}
 
 /** `operation/result/tier` → count of `cache.requests`. */
 function requestCounts(collected: Map<string, MetricData>): Record<string, number> {
