@@ -13,7 +13,8 @@ module.exports = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/compat/nest12/tsconfig.json' }],
     '^.+/compat/nest12/node_modules/.+\\.m?js$': '<rootDir>/compat/nest12/esm-to-cjs.js',
+    '^.+/node_modules/devalue/.+\\.js$': '<rootDir>/compat/nest12/esm-to-cjs.js',
   },
-  transformIgnorePatterns: ['^<rootDir>/node_modules/'],
+  transformIgnorePatterns: ['^<rootDir>/node_modules/(?!devalue/)'],
   setupFiles: [...(base.setupFiles ?? []), '<rootDir>/compat/nest12/assert-nest12.js'],
 };

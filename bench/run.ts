@@ -23,6 +23,8 @@ import { freePort, RedisServer } from '../test/support/redis-server';
 import { concurrent, formatOps, interleave, percentile, ratio, type Contender } from './measure';
 import { loadingScenario } from './loading';
 import { tagsScenario } from './tags';
+import { serializerScenario } from './serializer';
+import { bulkScenario } from './bulk';
 import { eventsScenario } from './events';
 import { tiersScenario, type BenchContext } from './tiers';
 
@@ -41,6 +43,8 @@ const SCENARIOS = [
   'loading',
   'tags',
   'events',
+  'serializer',
+  'bulk',
 ];
 if (only?.some((name) => !SCENARIOS.includes(name))) {
   throw new Error(`--only takes a comma-separated list of: ${SCENARIOS.join(', ')}`);
@@ -549,6 +553,8 @@ async function main(): Promise<void> {
     if (selected('loading')) await loadingScenario(context);
     if (selected('tags')) await tagsScenario(context);
     if (selected('events')) await eventsScenario(context);
+    if (selected('serializer')) await serializerScenario(context);
+    if (selected('bulk')) await bulkScenario(context);
   } finally {
     await server.stop();
   }

@@ -1,16 +1,22 @@
-import { Logger, Module } from '@nestjs/common';
+import { Inject, Logger, Module, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import type { DynamicModule, Provider } from '@nestjs/common';
 import { createCacheAdapter } from './core/create-adapter';
 import { createCacheStack } from './core/create-stack';
 import { CacheStack } from './core/cache-stack';
+import { NamedStacks } from './core/named-stacks';
 import {
   CACHE_LOGGER_CONTEXT,
   CACHE_MANAGER,
   CACHE_MANAGER_SETTINGS,
   CACHE_MODULE_OPTIONS,
+  CACHE_NAMED_STACKS,
   CACHE_USER_OPTIONS,
+  getCacheToken,
 } from './config/cache.constants';
+import { resolveNamedCaches } from './config/named-caches';
+import { registerNamedStacks } from './runtime/cache-binding';
+import { requestedCacheNames } from './decorators/inject-cache.decorator';
 import { Cache, createCacheManager } from './compat/cache-manager.facade';
 import {
   fromCacheManagerOptions,
@@ -51,7 +57,18 @@ import { CacheConfigError } from './utils/cache.errors';
  * ```
  */
 @Module({})
-export class CacheModule {
+export class CacheModule implements OnApplicationShutdown {
+  /** @internal Nest builds the module with its named caches, whose connections it closes. */
+  constructor(@Optional() @Inject(CACHE_NAMED_STACKS) private readonly named?: NamedStacks) {}
+
+  /**
+   * @internal Closes the Redis connections the caches share, after every provider of the module
+   * (each cache's stack and bus included) has stopped: Nest calls a module's own hook last.
+   */
+  async onApplicationShutdown(): Promise<void> {
+    await this.named?.shared?.close();
+  }
+
   /**
    * Configures the module with static options. Options left out fall back to the
    * environment (`CACHE_*` variables), then to the defaults. Invalid options fail startup
@@ -66,8 +83,12 @@ export class CacheModule {
         { provide: CACHE_USER_OPTIONS, useValue: options },
         { provide: CACHE_MANAGER_SETTINGS, useValue: SECONDS },
         ...CacheModule.coreProviders(),
+        ...CacheModule.namedProviders(Object.keys(options.caches ?? {})),
       ],
-      exports: CacheModule.exported,
+      exports: [
+        ...CacheModule.exported,
+        ...CacheModule.namedTokens(Object.keys(options.caches ?? {})),
+      ],
     };
   }
 
@@ -171,9 +192,37 @@ export class CacheModule {
         { provide: CACHE_MANAGER_SETTINGS, useValue: SECONDS },
         ...(options.extraProviders ?? []),
         ...CacheModule.coreProviders(),
+        ...CacheModule.namedProviders(options.cacheNames ?? []),
       ],
-      exports: CacheModule.exported,
+      exports: [...CacheModule.exported, ...CacheModule.namedTokens(options.cacheNames ?? [])],
     };
+  }
+
+  /**
+   * The names with a `CacheService` provider (`@InjectCache(name)`): `'default'`, the names
+   * given, and every name `@InjectCache` was given so far (a name the resolved options lack is
+   * provided as `undefined`, and the explorer fails startup naming the class that injects it).
+   */
+  private static cacheNames(given: readonly string[]): string[] {
+    return [...new Set(['default', ...given, ...requestedCacheNames()])];
+  }
+
+  private static namedTokens(given: readonly string[]): string[] {
+    return CacheModule.cacheNames(given).map(getCacheToken);
+  }
+
+  private static namedProviders(given: readonly string[]): Provider[] {
+    return CacheModule.cacheNames(given).map((name): Provider => {
+      if (name === 'default') return { provide: getCacheToken(name), useExisting: CacheService };
+      return {
+        provide: getCacheToken(name),
+        useFactory: (named: NamedStacks) => {
+          const cache = named.get(name);
+          return cache ? new CacheService(cache.stack) : undefined;
+        },
+        inject: [CACHE_NAMED_STACKS],
+      };
+    });
   }
 
   private static readonly exported = [
@@ -206,9 +255,22 @@ export class CacheModule {
         inject: [CACHE_USER_OPTIONS, CACHE_MANAGER_SETTINGS],
       },
       {
+        // The named caches (`caches`), with the Redis connections shared by equal settings.
+        provide: CACHE_NAMED_STACKS,
+        useFactory: (user: CacheModuleOptions, options: ResolvedCacheOptions) =>
+          NamedStacks.create(options, resolveNamedCaches(user, options), (named, name) => ({
+            ...named,
+            name,
+            callTimeoutMs: callTimeoutOf(named),
+            routeTtlInMs: false,
+          })),
+        inject: [CACHE_USER_OPTIONS, CACHE_MODULE_OPTIONS],
+      },
+      {
         provide: CacheAdapter,
-        useFactory: (options: ResolvedCacheOptions) => createCacheAdapter(options),
-        inject: [CACHE_MODULE_OPTIONS],
+        useFactory: (options: ResolvedCacheOptions, named: NamedStacks) =>
+          createCacheAdapter(options, named.shared),
+        inject: [CACHE_MODULE_OPTIONS, CACHE_NAMED_STACKS],
       },
       {
         // The one core every entry point goes through, over whatever adapter the application
@@ -218,14 +280,22 @@ export class CacheModule {
           adapter: CacheAdapter,
           options: ResolvedCacheOptions,
           settings: Converted | typeof SECONDS,
-        ) =>
-          createCacheStack(adapter, {
+          named: NamedStacks,
+        ) => {
+          const stack = createCacheStack(adapter, {
             ...options,
             callTimeoutMs: callTimeoutOf(options),
             // register(): @nestjs/cache-manager's units, @CacheTTL in milliseconds included.
             routeTtlInMs: 'options' in settings,
-          }),
-        inject: [CacheAdapter, CACHE_MODULE_OPTIONS, CACHE_MANAGER_SETTINGS],
+          });
+          // What decorated methods and cached functions of this application reach by name.
+          registerNamedStacks(
+            stack,
+            new Map(named.all().map((cache) => [cache.name, cache.stack] as const)),
+          );
+          return stack;
+        },
+        inject: [CacheAdapter, CACHE_MODULE_OPTIONS, CACHE_MANAGER_SETTINGS, CACHE_NAMED_STACKS],
       },
       {
         // cache-manager's API over the same cache (what @nestjs/cache-manager's token injected).

@@ -1,15 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import {
   CacheStack,
+  type CacheManyEntry,
+  type WrapManyOptions,
   type SetOptions,
   type WrapOptions,
   type WrapResult,
   type WrapStatus,
 } from './core/cache-stack';
 import type { CacheEvents } from './core/cache-events';
+import type { BatchLoaded } from './core/load-batch';
 import type { CacheStats } from './interfaces/cache-stats.interface';
 
-export type { SetOptions, WrapOptions, WrapStatus };
+export type { BatchLoaded, CacheManyEntry, SetOptions, WrapManyOptions, WrapOptions, WrapStatus };
 
 /**
  * The cache API application code injects: a facade, without state, over the application's
@@ -220,6 +223,72 @@ export class CacheService {
     ttl?: number | `${number}` | WrapOptions<T>,
   ): Promise<T> {
     return this.stack.wrap(key, loader, ttl, true, true).then(valueOf);
+  }
+
+  /**
+   * The cached values of `keys`, in their order (`undefined`: a miss): one read for all of them
+   * (Redis: one `MGET` per node, the L1 answering first when it is on). A backend failure, even
+   * of part of the keys (a Cluster node down), answers those keys as misses (logged).
+   *
+   * @example
+   * ```ts
+   * const [a, b] = await cache.getMany<User>(['user:1', 'user:2']);
+   * ```
+   */
+  getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    return this.stack.getMany<T>(keys);
+  }
+
+  /**
+   * Stores every entry (each with its own `ttl`, `tags`, `grace`, `jitter`, as {@link set}) in
+   * one write (Redis: one pipeline per node). Every entry is checked first: an invalid key, TTL
+   * or value rejects the call and nothing is written. A backend failure is logged, not thrown.
+   *
+   * @example
+   * ```ts
+   * await cache.setMany(users.map((user) => ({ key: `user:${user.id}`, value: user, ttl: 60 })));
+   * ```
+   */
+  setMany(entries: readonly CacheManyEntry[]): Promise<void> {
+    return this.stack.setMany(entries);
+  }
+
+  /**
+   * Deletes `keys` in one call (Redis: one `UNLINK` per node), on every instance's L1 too;
+   * resolves how many existed.
+   */
+  deleteMany(keys: readonly string[]): Promise<number> {
+    return this.stack.deleteMany(keys);
+  }
+
+  /**
+   * Get-or-load for many keys with **one** loader call: the keys are read at once (as
+   * {@link getMany}), those another caller is loading join that load, and `loadMissing` is called
+   * once with the keys left (each once). It resolves their values in the order it was given them
+   * (an array; `undefined` for a key without a value), or a `Map` / an object by key; each value
+   * is stored under its own key. Resolves the values in the order of `keys`. A key the loader
+   * leaves out is `undefined` there and is **not cached** (the next call asks the loader for it
+   * again). Every key is answered as {@link wrap} answers it: `grace`, `timeouts`, `lock`,
+   * `refreshAhead`, `unless` and `tags` (the same for every key, or a function of the key) apply.
+   *
+   * @example
+   * ```ts
+   * const users = await cache.wrapMany(
+   *   ids.map((id) => `user:${id}`),
+   *   async (missing) => {
+   *     const rows = await db.users.findByIds(missing.map((key) => key.slice(5)));
+   *     return new Map(rows.map((row) => [`user:${row.id}`, row]));
+   *   },
+   *   { ttl: 60 },
+   * );
+   * ```
+   */
+  wrapMany<T>(
+    keys: readonly string[],
+    loadMissing: (keys: string[]) => BatchLoaded<T> | Promise<BatchLoaded<T>>,
+    ttl?: number | `${number}` | WrapManyOptions<T>,
+  ): Promise<Array<T | undefined>> {
+    return this.stack.wrapMany(keys, loadMissing, ttl);
   }
 }
 

@@ -4,7 +4,8 @@
 
 // The module and its options
 export { CacheModule } from './cache.module';
-export { CACHE_MODULE_OPTIONS } from './config/cache.constants';
+export { CACHE_MODULE_OPTIONS, getCacheToken } from './config/cache.constants';
+export { InjectCache } from './decorators/inject-cache.decorator';
 export type {
   CacheBusOptions,
   CacheFailoverOptions,
@@ -17,10 +18,15 @@ export type {
   CacheMetricsOptions,
   CacheModuleAsyncOptions,
   CacheModuleOptions,
+  CacheNamedOptions,
   CacheOptionsFactory,
   CacheProvider,
   CacheRedisOptions,
 } from './interfaces/cache-module-options.interface';
+export type {
+  CacheSerializer,
+  CacheSerializerOption,
+} from './interfaces/cache-serializer.interface';
 export type { CacheInvalidationOptions } from './interfaces/cache-invalidation-options.interface';
 
 // Migration from @nestjs/cache-manager
@@ -42,7 +48,15 @@ export type {
 } from './compat/cache-manager.facade';
 
 // The service
-export { CacheService, type SetOptions, type WrapOptions, type WrapStatus } from './cache.service';
+export {
+  CacheService,
+  type BatchLoaded,
+  type CacheManyEntry,
+  type SetOptions,
+  type WrapManyOptions,
+  type WrapOptions,
+  type WrapStatus,
+} from './cache.service';
 
 // Observability
 export { CacheEvents } from './core/cache-events';
@@ -99,7 +113,11 @@ export {
 } from './utils/cache.errors';
 
 // Stores
-export { CacheAdapter, type SyncCacheView } from './interfaces/cache-adapter.interface';
+export {
+  CacheAdapter,
+  type CacheAdapterEntry,
+  type SyncCacheView,
+} from './interfaces/cache-adapter.interface';
 export { MemoryCacheAdapter, type MemoryCacheAdapterOptions } from './adapters/memory.adapter';
 export { RedisCacheAdapter, type RedisCacheAdapterOptions } from './adapters/redis.adapter';
 export {
@@ -122,6 +140,7 @@ export { Cacheable } from './decorators/cacheable.decorator';
 export { CachePut } from './decorators/cache-put.decorator';
 export { CacheEvict } from './decorators/cache-evict.decorator';
 export type {
+  CacheBatchOptions,
   CacheCondition,
   CacheEvictOptions,
   CachePutOptions,

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { assertNamespace, invalidTtlMessage, ttlProblem } from '../config/validators';
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheAdapter, CacheAdapterEntry } from '../interfaces/cache-adapter.interface';
 import { CacheArgumentError, CacheConfigError, CacheError } from '../utils/cache.errors';
 import { describeError, quote } from '../utils/describe-value';
 import { CACHE_LOGGER_CONTEXT, RateLimitedLogger } from '../utils/rate-limited-logger';
@@ -225,6 +225,56 @@ export class KeyvCacheAdapter implements CacheAdapter {
     if (written === false) {
       throw new CacheError(`${this.storeName} did not write cache key ${quote(key)}.`);
     }
+  }
+
+  /**
+   * The values of `keys`, in their order (see {@link CacheAdapter.getMany}): Keyv's `getMany`
+   * when the store has one (one call), else one `get` per key, concurrently.
+   */
+  async getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    if (keys.length === 0) return [];
+    const bulk = this.keyv as { getMany?: (keys: string[]) => Promise<unknown[]> };
+    if (typeof bulk.getMany !== 'function' || this.get !== KeyvCacheAdapter.prototype.get) {
+      return Promise.all(keys.map((key) => this.get<T>(key)));
+    }
+    const values = await bulk.getMany(keys.map((key) => this.prefix + key));
+    return keys.map((_, i) => values[i] as T | undefined);
+  }
+
+  /**
+   * Stores every entry (see {@link CacheAdapter.setMany}): every value and TTL is checked first
+   * (nothing is written when one is invalid), then Keyv's `setMany` when the store has one, else
+   * one `set` per entry, concurrently. Rejects with {@link CacheError} when Keyv reports that it
+   * did not write some of them.
+   */
+  async setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const stored = entries.map(({ key, value, ttl }) => {
+      const problem = ttlProblem(ttl);
+      if (problem) throw new CacheArgumentError(invalidTtlMessage(ttl, problem));
+      // Above 0, at least 1 ms (a tiny fraction must not round to 0, "no expiry").
+      const ms = ttl > 0 ? Math.max(1, Math.round(ttl * 1000)) : 0;
+      return { key: this.prefix + key, value: toStorable(value, key), ttl: ms };
+    });
+    const bulk = this.keyv as {
+      setMany?: (entries: Array<{ key: string; value: unknown; ttl: number }>) => Promise<unknown>;
+    };
+    const written =
+      typeof bulk.setMany === 'function' && this.set === KeyvCacheAdapter.prototype.set
+        ? await bulk.setMany(stored)
+        : await Promise.all(stored.map(({ key, value, ttl }) => this.keyv.set(key, value, ttl)));
+    const refused = Array.isArray(written)
+      ? entries.filter((_, i) => written[i] === false).map(({ key }) => quote(key))
+      : [];
+    if (refused.length > 0) {
+      throw new CacheError(`${this.storeName} did not write cache keys ${refused.join(', ')}.`);
+    }
+  }
+
+  /** Deletes every key, one `delete` each, concurrently; resolves how many existed. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    const existed = await Promise.all([...new Set(keys)].map((key) => this.delete(key)));
+    return existed.filter(Boolean).length;
   }
 
   /** See {@link CacheAdapter.delete}. */

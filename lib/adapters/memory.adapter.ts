@@ -1,16 +1,24 @@
 import { LRUCache } from 'lru-cache';
 import { CacheArgumentError } from '../utils/cache.errors';
-import { toStorable } from '../utils/serializable';
+import type {
+  CacheSerializer,
+  CacheSerializerOption,
+} from '../interfaces/cache-serializer.interface';
+import { sizerFor, storableFor, type Storable } from '../utils/serializer';
 import { coarseClock } from '../utils/coarse-clock';
-import { estimateSize } from '../utils/value-size';
 import { MEMORY_DEFAULTS } from '../config/defaults';
 import {
   invalidOption,
   invalidTtlMessage,
   positiveIntegerProblem,
+  resolveSerializer,
   ttlProblem,
 } from '../config/validators';
-import type { CacheAdapter, SyncCacheView } from '../interfaces/cache-adapter.interface';
+import type {
+  CacheAdapter,
+  CacheAdapterEntry,
+  SyncCacheView,
+} from '../interfaces/cache-adapter.interface';
 
 /** Options of {@link MemoryCacheAdapter}. */
 export interface MemoryCacheAdapterOptions {
@@ -27,6 +35,13 @@ export interface MemoryCacheAdapterOptions {
    * @default undefined (no byte bound)
    */
   maxSize?: number;
+  /**
+   * The `serializer` the cache writes with (`'json'`, `'rich'` or your own, as the module's
+   * option): values are kept in the form its Redis round trip returns them — JSON's, the rich
+   * form (Dates as Dates, Maps as Maps, ...), or for a serializer of your own,
+   * `deserialize(serialize(value))` — and sized accordingly for `maxSize`. @default 'json'
+   */
+  serializer?: CacheSerializerOption;
 }
 
 // One options object per distinct TTL, not one per `set`; the last one used is at hand
@@ -69,8 +84,11 @@ const clock = {
 const NULL = Symbol('null');
 type Stored = NonNullable<unknown>;
 
-// The key is held too. `estimateSize` counts the NULL marker as 4, as `null`.
-const entrySize = (value: Stored, key: string): number => key.length + estimateSize(value);
+// The key is held too. The size estimates count the NULL marker as 4, as `null`.
+const entrySizeOf =
+  (sizer: (value: unknown) => number) =>
+  (value: Stored, key: string): number =>
+    key.length + sizer(value);
 
 /**
  * In-process backend on `lru-cache`: values are kept as-is (no serialisation round trip, so
@@ -88,6 +106,11 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
   private readonly store: LRUCache<string, Stored>;
   private readonly sweepMs: number;
   private timer: NodeJS.Timeout | undefined;
+  /** The form values are kept in (see {@link MemoryCacheAdapterOptions.serializer}). */
+  readonly serializer: CacheSerializer;
+  /** Checks and converts a value for the serializer. */
+  private readonly storable: Storable;
+  private readonly entrySize: (value: Stored, key: string) => number;
 
   /**
    * Throws `CacheConfigError` when `maxSize` is given and is not a whole number >= 1.
@@ -96,6 +119,10 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
     const { maxSize } = options;
     const problem = maxSize === undefined ? undefined : positiveIntegerProblem(maxSize);
     if (problem) throw invalidOption('maxSize', maxSize, problem, 'MemoryCacheAdapter');
+    const serializer = resolveSerializer(options.serializer, 'MemoryCacheAdapter');
+    this.serializer = serializer;
+    this.storable = storableFor(serializer);
+    this.entrySize = entrySizeOf(sizerFor(serializer));
     this.store = new LRUCache<string, Stored>({
       max: options.maxEntries ?? MEMORY_DEFAULTS.maxEntries,
       // Per-entry TTLs are set on each `set`; 0 here means "no default TTL".
@@ -106,7 +133,7 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
       perf: clock,
       // Only with a byte bound: measuring costs every `set` a walk of the value. lru-cache
       // refuses an entry above maxSize and deletes the key's previous entry (lru-cache #set).
-      ...(maxSize === undefined ? {} : { maxSize, sizeCalculation: entrySize }),
+      ...(maxSize === undefined ? {} : { maxSize, sizeCalculation: this.entrySize }),
     });
     this.sweepMs = (options.sweepInterval ?? MEMORY_DEFAULTS.sweepInterval) * 1000;
   }
@@ -123,7 +150,7 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
   get bytes(): number {
     if (this.maxSize !== undefined) return this.store.calculatedSize;
     let total = 0;
-    for (const [key, value] of this.store.entries()) total += entrySize(value, key);
+    for (const [key, value] of this.store.entries()) total += this.entrySize(value, key);
     return total;
   }
 
@@ -152,13 +179,14 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
   }
 
   /**
-   * Stores the JSON form of `value`, as the cache does (so memory returns what Redis returns).
-   * Rejects with `CacheSerializationError` for a value JSON cannot hold (the previous entry is
-   * kept) and with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds.
+   * Stores the form of `value` the serializer's round trip returns (JSON's by default), as the
+   * cache does (so memory returns what Redis returns). Rejects with `CacheSerializationError`
+   * for a value the serializer cannot hold (the previous entry is kept) and with
+   * `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds.
    */
   set(key: string, value: unknown, ttl: number): Promise<void> {
     try {
-      this.setSync(key, toStorable(value, key), ttl);
+      this.setSync(key, this.storable(value, key), ttl);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -188,6 +216,46 @@ export class MemoryCacheAdapter implements CacheAdapter, SyncCacheView {
    */
   setSync(key: string, value: unknown, ttl: number): void {
     this.store.set(key, value === null || value === undefined ? NULL : value, ttlOption(ttl));
+  }
+
+  /** The values of `keys`, in their order (see {@link CacheAdapter.getMany}). */
+  getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    // A subclass overriding `get` (no sync view) is read through its override.
+    if (this.syncView() === undefined) return Promise.all(keys.map((key) => this.get<T>(key)));
+    return Promise.resolve(keys.map((key) => this.getSync<T>(key)));
+  }
+
+  /**
+   * Stores every entry (see {@link CacheAdapter.setMany}). Every value and TTL is checked first:
+   * one that cannot be stored rejects the call and nothing is written.
+   */
+  setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    try {
+      const stored = entries.map(({ key, value, ttl }) => {
+        ttlOption(ttl);
+        return this.storable(value, key);
+      });
+      if (this.syncView() === undefined) {
+        return Promise.all(entries.map(({ key, ttl }, i) => this.set(key, stored[i], ttl))).then(
+          () => undefined,
+        );
+      }
+      entries.forEach(({ key, ttl }, i) => this.setSync(key, stored[i], ttl));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return Promise.resolve();
+  }
+
+  /** Deletes every key; resolves how many existed (see {@link CacheAdapter.deleteMany}). */
+  deleteMany(keys: readonly string[]): Promise<number> {
+    let deleted = 0;
+    for (const key of keys) {
+      // `has` first, as `delete` does: an expired entry still held did not exist.
+      if (this.store.has(key)) deleted++;
+      this.store.delete(key);
+    }
+    return Promise.resolve(deleted);
   }
 
   delete(key: string): Promise<boolean> {

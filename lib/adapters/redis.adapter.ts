@@ -1,16 +1,17 @@
 import { Logger } from '@nestjs/common';
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
-import { CacheArgumentError, CacheConnectionError } from '../utils/cache.errors';
+import { CacheArgumentError, CacheConnectionError, CachePartialError } from '../utils/cache.errors';
 import { REDIS_DEFAULT_HOST, REDIS_DEFAULT_PORT, REDIS_FAIL_FAST } from '../config/defaults';
 import {
   assertNamespace,
   describeRedisNode,
   describeRedisUrl,
   invalidTtlMessage,
+  resolveSerializer,
   ttlProblem,
 } from '../config/validators';
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheAdapter, CacheAdapterEntry } from '../interfaces/cache-adapter.interface';
 import { KEY_LOCK, type KeyLock } from '../interfaces/key-lock';
 import { TAG_STORE, type TagStore } from '../interfaces/tag-store';
 import { STORED_WRITER, type StoredWrite } from '../interfaces/stored-write';
@@ -18,16 +19,22 @@ import {
   ENTRY_READER,
   ENTRY_SWAP,
   ENTRY_UNDO,
+  ENTRIES_READER,
+  type EntriesRead,
   type EntryRead,
   type EntrySwap,
   type EntryUndo,
   type SharedEntry,
 } from '../interfaces/entry-reader';
 import type { CacheRedisOptions } from '../interfaces/cache-module-options.interface';
-import { quote } from '../utils/describe-value';
+import { describeError, quote } from '../utils/describe-value';
 import { CACHE_LOGGER_CONTEXT, CacheLogger, RateLimitedLogger } from '../utils/rate-limited-logger';
 import { redactUrl, registerRedisSecrets } from '../utils/redact';
-import { toStorable } from '../utils/serializable';
+import type {
+  CacheSerializer,
+  CacheSerializerOption,
+} from '../interfaces/cache-serializer.interface';
+import { JSON_SERIALIZER, serializeWith, storableFor, type Storable } from '../utils/serializer';
 import { asError } from '../utils/timeout';
 
 /** Options of {@link RedisCacheAdapter}. */
@@ -47,12 +54,42 @@ export interface RedisCacheAdapterOptions {
    * @default 'cache calls miss and call through'
    */
   whileUnreachable?: string;
+  /**
+   * How values become the text stored in Redis and back: `'json'`, `'rich'` or a
+   * `CacheSerializer` of your own, as the module's `serializer` option. Values are checked and
+   * converted for it before any write. @default 'json'
+   */
+  serializer?: CacheSerializerOption;
 }
 
 // Fail fast: see REDIS_FAIL_FAST.
 const FAIL_FAST = REDIS_FAIL_FAST;
 
 const SCAN_COUNT = 1000;
+
+/**
+ * The hash slot of a key (string or bytes), as ioredis computes it: its own dependency
+ * (`cluster-key-slot`, pinned by ioredis), so the groups made here are the ones ioredis routes.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const calculateSlot = require('cluster-key-slot') as (key: string | Buffer) => number;
+
+/** How ioredis gives up a Cluster pipeline whose slots span nodes (after a MOVED). */
+const SPLIT_PIPELINE = 'should belong to the same slots allocation group';
+
+/** A command as ioredis pipelines take it. */
+type Command = Array<string | Buffer | number>;
+
+/** Keys (their indexes in a bulk call, and their Redis keys) of one hash slot. */
+interface SlotBatch {
+  readonly indexes: number[];
+  readonly targets: Array<string | Buffer>;
+}
+
+/** The replies of a {@link SlotBatch}'s commands, or why they failed. */
+type BatchOutcome =
+  | { readonly batch: SlotBatch; readonly replies: unknown[]; readonly error?: undefined }
+  | { readonly batch: SlotBatch; readonly replies?: undefined; readonly error: Error };
 
 /** Deletes KEYS[1] only if it holds ARGV[1]; returns how many keys it deleted. */
 const UNDO_SCRIPT =
@@ -96,7 +133,8 @@ const TAG_MARK_SCRIPT =
   "else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 1";
 
 /**
- * Redis backend on ioredis. Values are stored as JSON strings (readable with `redis-cli GET`),
+ * Redis backend on ioredis. Values are stored as JSON strings, or in the `serializer`'s text
+ * (`'rich'`: devalue's, JSON-based; both readable with `redis-cli GET`),
  * every key under `namespace:`, TTLs with `PX`. `clear` and `deleteByPrefix` walk the
  * namespace with `SCAN` + `UNLINK` (on every master of a cluster), never `FLUSHDB`, with glob
  * characters in the prefix escaped. A value that is not valid JSON, or a key of the wrong
@@ -121,6 +159,12 @@ export class RedisCacheAdapter implements CacheAdapter {
   private readonly prefix: string;
   private readonly strict: boolean;
   private readonly whileUnreachable: string;
+  /** How values are written and read (see {@link RedisCacheAdapterOptions.serializer}). */
+  readonly serializer: CacheSerializer;
+  /** The `serializer` when it is not JSON (`undefined`: JSON, the fast path). */
+  private readonly codec: CacheSerializer | undefined;
+  /** Checks and converts a value for the serializer before it is written. */
+  private readonly storable: Storable;
   private readonly log = new RateLimitedLogger(new Logger(CACHE_LOGGER_CONTEXT));
   private readonly target: string;
   private lastError: Error | undefined;
@@ -142,6 +186,9 @@ export class RedisCacheAdapter implements CacheAdapter {
     this.prefix = `${namespace}:`;
     this.strict = options.strict ?? false;
     this.whileUnreachable = options.whileUnreachable ?? 'cache calls miss and call through';
+    this.serializer = resolveSerializer(options.serializer, 'RedisCacheAdapter');
+    this.codec = this.serializer === JSON_SERIALIZER ? undefined : this.serializer;
+    this.storable = storableFor(this.codec);
     if ('client' in redis) {
       this.client = redis.client;
       this.owned = false;
@@ -220,7 +267,7 @@ export class RedisCacheAdapter implements CacheAdapter {
 
   private readonly entryUndo: EntryUndo = async (key, value) => {
     const target = redisKey(this.prefix + key);
-    const payload = JSON.stringify(value);
+    const payload = this.encode(value, key);
     const deleted =
       typeof target !== 'string' && this.client.isCluster
         ? await alone(this.client, ['eval', UNDO_SCRIPT, 1, target, payload])
@@ -275,8 +322,8 @@ export class RedisCacheAdapter implements CacheAdapter {
       SWAP_SCRIPT,
       1,
       target,
-      JSON.stringify(expected),
-      JSON.stringify(next),
+      this.encode(expected, key),
+      this.encode(next, key),
       px,
     ] as const;
     const swapped =
@@ -366,6 +413,205 @@ export class RedisCacheAdapter implements CacheAdapter {
     );
   }
 
+  /**
+   * The values of `keys`, in their order (see {@link CacheAdapter.getMany}): one `MGET` per hash
+   * slot, in one pipeline per node (one `MGET` on a single node). A value that is not valid
+   * JSON reads as a miss (logged). Rejects with `CachePartialError` when some nodes failed.
+   */
+  async getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    if (keys.length === 0) return [];
+    try {
+      return (await this.readMany(keys, false)).map((entry) => entry?.value as T | undefined);
+    } catch (error) {
+      if (!(error instanceof CachePartialError)) throw error;
+      const partial = error as CachePartialError<{ value: unknown }>;
+      throw new CachePartialError<T>(
+        partial.message,
+        partial.results.map((entry) => entry?.value as T | undefined),
+        partial.failed,
+        partial.cause,
+      );
+    }
+  }
+
+  /**
+   * The cache's own bulk read of entries with the milliseconds each has left (`MGET` and the
+   * `PTTL`s in one pipeline per node), for the two-tier store (see `ENTRIES_READER`).
+   *
+   * @internal
+   */
+  [ENTRIES_READER](): EntriesRead | undefined {
+    // Compared by identity: an override of `get` or `getMany` must be called.
+    const proto = RedisCacheAdapter.prototype;
+    return this.get === proto.get && this.getMany === proto.getMany ? this.entriesRead : undefined;
+  }
+
+  private readonly entriesRead: EntriesRead = (keys) =>
+    keys.length === 0 ? Promise.resolve([]) : this.readMany(keys, true);
+
+  /**
+   * Stores every entry (see {@link CacheAdapter.setMany}): every value and TTL is checked and
+   * encoded first (one that cannot be stored rejects the call and nothing is written), then one
+   * `SET ... PX` per entry, in one pipeline per node. Rejects with the first failure.
+   */
+  async setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const commands = entries.map(({ key, value, ttl }): Command => {
+      const problem = ttlProblem(ttl);
+      if (problem) throw new CacheArgumentError(invalidTtlMessage(ttl, problem));
+      const payload = this.encode(this.storable(value, key), key);
+      const target = redisKey(this.prefix + key);
+      // Above 0, at least 1 ms: a tiny fraction must not round to 0 (rejected by Redis).
+      const px = ttl > 0 ? Math.max(1, Math.round(ttl * 1000)) : 0;
+      return px > 0 ? ['set', target, payload, 'PX', px] : ['set', target, payload];
+    });
+    const outcomes = await this.perNode(
+      commands.map((command) => command[1] as string | Buffer),
+      ({ indexes }) => indexes.map((i) => commands[i]),
+    );
+    const failed = outcomes.find((outcome) => outcome.error !== undefined);
+    if (failed?.error) throw failed.error;
+  }
+
+  /**
+   * Deletes every key (see {@link CacheAdapter.deleteMany}): one `UNLINK` per hash slot, in one
+   * pipeline per node; resolves how many existed. Rejects with the first failure.
+   */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const outcomes = await this.perNode(
+      keys.map((key) => redisKey(this.prefix + key)),
+      ({ targets }) => [['unlink', ...targets]],
+    );
+    let deleted = 0;
+    for (const outcome of outcomes) {
+      if (outcome.error) throw outcome.error;
+      deleted += Number(outcome.replies[0]);
+    }
+    return deleted;
+  }
+
+  /** `MGET` (and, `withTtl`, the `PTTL`s) of `keys` per slot; see {@link getMany}. */
+  private async readMany(
+    keys: readonly string[],
+    withTtl: boolean,
+  ): Promise<Array<SharedEntry | undefined>> {
+    const namespaced = keys.map((key) => this.prefix + key);
+    const outcomes = await this.perNode(namespaced.map(redisKey), ({ targets }) =>
+      withTtl
+        ? [['mget', ...targets], ...targets.map((target): Command => ['pttl', target])]
+        : [['mget', ...targets]],
+    );
+    const results = new Array<SharedEntry | undefined>(keys.length).fill(undefined);
+    const failed: number[] = [];
+    let firstError: Error | undefined;
+    for (const { batch, replies, error } of outcomes) {
+      if (error) {
+        firstError ??= error;
+        failed.push(...batch.indexes);
+        continue;
+      }
+      const raws = replies[0] as Array<string | null>;
+      batch.indexes.forEach((index, j) => {
+        const raw = raws[j];
+        if (raw === null || raw === undefined) return;
+        const value = this.decode(namespaced[index], raw);
+        if (value === undefined) return;
+        // -1: no expiry; -2 (gone since the MGET) or 0: nothing left to keep.
+        const pttl = withTtl ? Number(replies[1 + j]) : -1;
+        results[index] = { value, ttlMs: pttl === -1 ? undefined : Math.max(0, pttl) };
+      });
+    }
+    if (failed.length === 0) return results;
+    if (failed.length === keys.length) throw asError(firstError);
+    failed.sort((a, b) => a - b);
+    throw new CachePartialError(
+      `Redis bulk read failed for ${failed.length} of ${keys.length} keys: ` +
+        describeError(firstError),
+      results,
+      failed,
+      firstError,
+    );
+  }
+
+  /**
+   * Sends `commandsOf(batch)` for every batch of `targets` — the keys of one hash slot on a
+   * Cluster (a multi-key command across slots is `CROSSSLOT`), all keys on a single node — in
+   * one pipeline per node, the nodes in parallel; a Cluster pipeline follows `MOVED` / `ASK`.
+   * Resolves each batch's replies, or the error of its commands (or of its node).
+   */
+  private async perNode(
+    targets: ReadonlyArray<string | Buffer>,
+    commandsOf: (batch: SlotBatch) => Command[],
+  ): Promise<BatchOutcome[]> {
+    // isCluster, not instanceof: an application's client may come from another ioredis copy.
+    if (!this.client.isCluster) {
+      return this.pipelines(
+        [[{ indexes: targets.map((_, i) => i), targets: [...targets] }]],
+        commandsOf,
+      );
+    }
+    const bySlot = new Map<number, SlotBatch>();
+    targets.forEach((target, i) => {
+      const slot = calculateSlot(target);
+      let batch = bySlot.get(slot);
+      if (!batch) bySlot.set(slot, (batch = { indexes: [], targets: [] }));
+      batch.indexes.push(i);
+      batch.targets.push(target);
+    });
+    const outcomes = await this.pipelines(this.byNode([...bySlot.values()]), commandsOf);
+    // A slot moved under a pipeline: ioredis followed the MOVED with the whole pipeline, whose
+    // slots then span two nodes, and gave up. Its slots are sent again, grouped by the slots
+    // table ioredis has just updated.
+    const moved = outcomes.filter(({ error }) => error?.message.includes(SPLIT_PIPELINE));
+    if (moved.length === 0) return outcomes;
+    const again = await this.pipelines(this.byNode(moved.map(({ batch }) => batch)), commandsOf);
+    return [...outcomes.filter((outcome) => !moved.includes(outcome)), ...again];
+  }
+
+  /** Groups slot batches by the node set serving them, as ioredis groups a pipeline's slots. */
+  private byNode(batches: readonly SlotBatch[]): SlotBatch[][] {
+    const table = (this.client as Cluster).slots;
+    const byNode = new Map<string, SlotBatch[]>();
+    for (const batch of batches) {
+      const slot = calculateSlot(batch.targets[0]);
+      const owner = table[slot];
+      const node = owner && owner.length > 0 ? owner.join(',') : `slot ${slot}`;
+      const group = byNode.get(node);
+      if (group) group.push(batch);
+      else byNode.set(node, [batch]);
+    }
+    return [...byNode.values()];
+  }
+
+  /** One pipeline per group of batches, in parallel; each batch's replies or error. */
+  private async pipelines(
+    groups: readonly SlotBatch[][],
+    commandsOf: (batch: SlotBatch) => Command[],
+  ): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = [];
+    await Promise.all(
+      groups.map(async (batches) => {
+        const commands = batches.map(commandsOf);
+        try {
+          const results = await this.client.pipeline(commands.flat()).exec();
+          if (!results) throw new Error('pipeline discarded');
+          let at = 0;
+          batches.forEach((batch, j) => {
+            const replies = results.slice(at, (at += commands[j].length));
+            const error = replies.find(([failure]) => failure)?.[0];
+            outcomes.push(
+              error ? { batch, error } : { batch, replies: replies.map(([, reply]) => reply) },
+            );
+          });
+        } catch (error) {
+          for (const batch of batches) outcomes.push({ batch, error: asError(error) });
+        }
+      }),
+    );
+    return outcomes;
+  }
+
   private wrongType(namespaced: string, error: unknown): undefined {
     if (!isWrongType(error)) throw error;
     this.log.warn(
@@ -376,15 +622,15 @@ export class RedisCacheAdapter implements CacheAdapter {
   }
 
   /**
-   * Stores the JSON form of `value`; resolves once Redis acknowledged the write (with its reply,
-   * which callers ignore). Rejects with `CacheSerializationError` for a value JSON cannot hold
-   * (the previous entry is kept) and with `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL`
-   * seconds.
+   * Stores `value` in the serializer's form (JSON by default); resolves once Redis acknowledged
+   * the write (with its reply, which callers ignore). Rejects with `CacheSerializationError` for
+   * a value the serializer cannot hold (the previous entry is kept) and with
+   * `CacheArgumentError` when `ttl` is not 0 to `MAX_TTL` seconds.
    */
   set(key: string, value: unknown, ttl: number): Promise<void> {
     let stored: unknown;
     try {
-      stored = toStorable(value, key);
+      stored = this.storable(value, key);
     } catch (error) {
       return Promise.reject(asError(error));
     }
@@ -410,7 +656,7 @@ export class RedisCacheAdapter implements CacheAdapter {
     try {
       const problem = ttlProblem(ttl);
       if (problem) throw new CacheArgumentError(invalidTtlMessage(ttl, problem));
-      const payload = JSON.stringify(value);
+      const payload = this.encode(value, key);
       const target = redisKey(this.prefix + key);
       // Above 0, at least 1 ms: a tiny fraction must not round to 0 (rejected by Redis).
       const px = ttl > 0 ? Math.max(1, Math.round(ttl * 1000)) : 0;
@@ -515,13 +761,30 @@ export class RedisCacheAdapter implements CacheAdapter {
     if (status !== 'end' && status !== 'wait') this.client.disconnect();
   }
 
+  /**
+   * The text stored for a value already in its stored form (see {@link set}): its JSON, or what
+   * the `serializer` writes. Every value written goes through here.
+   */
+  private encode(value: unknown, key: string): string {
+    const codec = this.codec;
+    if (codec === undefined) return JSON.stringify(value);
+    return serializeWith(codec, value, key);
+  }
+
+  /**
+   * The value `raw` (read from `namespaced`) holds, or `undefined` (a miss, with a warning) for
+   * text the serializer cannot read. Every value read goes through here.
+   */
   private decode<T>(namespaced: string, raw: string): T | undefined {
+    const codec = this.codec;
     try {
-      return JSON.parse(raw) as T;
+      return (codec === undefined ? JSON.parse(raw) : codec.deserialize(raw)) as T;
     } catch {
       this.log.warn(
         `corrupt:${namespaced}`,
-        `Cache key ${quote(namespaced)} holds data that is not valid JSON; treated as a miss`,
+        codec === undefined
+          ? `Cache key ${quote(namespaced)} holds data that is not valid JSON; treated as a miss`
+          : `Cache key ${quote(namespaced)} holds data the serializer cannot read; treated as a miss`,
       );
       return undefined;
     }

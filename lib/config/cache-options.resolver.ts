@@ -12,6 +12,7 @@ import type {
   CacheRedisOptions,
 } from '../interfaces/cache-module-options.interface';
 import { registerRedisSecrets } from '../utils/redact';
+import type { CacheSerializer } from '../interfaces/cache-serializer.interface';
 import { DEFAULT_LOAD_POLICY, loadPolicyOf, type LoadPolicy } from './load-policy';
 import {
   BUS_DEFAULTS,
@@ -32,6 +33,7 @@ import {
   parseRedisUrl,
   positiveIntegerProblem,
   positiveProblem,
+  resolveSerializer,
   timerSecondsProblem,
 } from './validators';
 
@@ -71,6 +73,8 @@ export interface ResolvedCacheOptions {
   readonly metrics: false | { readonly meterProvider?: CacheMeterProvider };
   /** Forward events to `@nestjs/event-emitter` when it is set up. */
   readonly eventEmitter: boolean;
+  /** How values are stored: `JSON_SERIALIZER`, `RICH_SERIALIZER` or the application's own. */
+  readonly serializer: CacheSerializer;
 }
 
 const KNOWN_OPTIONS = new Set<string>([
@@ -95,6 +99,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'invalidation',
   'metrics',
   'eventEmitter',
+  'serializer',
+  'caches',
 ]);
 
 type Env = Record<string, string | undefined>;
@@ -225,6 +231,7 @@ export function resolveCacheOptions(
     eventEmitter: check('eventEmitter', user.eventEmitter ?? true, (value) =>
       typeof value === 'boolean' ? undefined : 'a boolean',
     ),
+    serializer: resolveSerializer(user.serializer),
   };
 }
 

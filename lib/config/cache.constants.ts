@@ -1,6 +1,23 @@
 /** Injection token of the resolved (defaults + environment + user) module options. */
 export const CACHE_MODULE_OPTIONS = 'CACHEKIT:MODULE_OPTIONS';
 
+/** Injection token of the named caches (`caches`): a `NamedStacks`. @internal */
+export const CACHE_NAMED_STACKS = 'CACHEKIT:NAMED_STACKS';
+
+/**
+ * The injection token of a named cache's `CacheService` (what `@InjectCache(name)` injects),
+ * for `moduleRef.get(getCacheToken('sessions'))` or a custom provider's `inject`.
+ * `getCacheToken('default')` is the module's own cache (`CacheService`).
+ *
+ * @example
+ * ```ts
+ * const sessions = app.get<CacheService>(getCacheToken('sessions'));
+ * ```
+ */
+export function getCacheToken(name: string): string {
+  return `CACHEKIT:CACHE:${name}`;
+}
+
 /** Injection token of the options exactly as the user passed them (before resolution). */
 export const CACHE_USER_OPTIONS = 'CACHEKIT:USER_OPTIONS';
 

@@ -25,6 +25,7 @@ export const MODULE_DEFAULTS: {
   readonly strict: boolean;
   readonly jitter: number;
   readonly redisUrl: string;
+  readonly serializer: 'json';
 } = Object.freeze({
   enabled: true,
   provider: 'memory',
@@ -39,6 +40,8 @@ export const MODULE_DEFAULTS: {
   jitter: 0,
   /** Used with `provider: 'redis'` when neither `redis` nor `CACHE_REDIS_URL` names a server. */
   redisUrl: 'redis://127.0.0.1:6379',
+  /** Values are stored as JSON; `'rich'` or your own `CacheSerializer` on request. */
+  serializer: 'json',
 });
 
 /**

@@ -1,6 +1,8 @@
 import { CacheConfigError } from '../utils/cache.errors';
-import { describeValue } from '../utils/describe-value';
+import { describeError, describeValue } from '../utils/describe-value';
 import { redactUrl } from '../utils/redact';
+import type { CacheSerializer } from '../interfaces/cache-serializer.interface';
+import { JSON_SERIALIZER, loadRichSerializer, RICH_SERIALIZER } from '../utils/serializer';
 import { REDIS_DEFAULT_HOST, REDIS_DEFAULT_PORT } from './defaults';
 
 // The shared checks of every entry point (module options, `set`/`wrap`, decorators, adapters,
@@ -406,4 +408,40 @@ function safeDecode(text: string): string {
   } catch {
     return text;
   }
+}
+
+/**
+ * The `serializer` option: `'json'` (the default), `'rich'`, or an object with `serialize` and
+ * `deserialize` functions (kept as it is, so its methods keep their `this`). Anything else is a
+ * {@link CacheConfigError} naming the option and the value.
+ * @internal
+ */
+export function resolveSerializer(serializer: unknown, owner = 'CacheModule'): CacheSerializer {
+  if (serializer === undefined || serializer === 'json') return JSON_SERIALIZER;
+  if (serializer === 'rich') {
+    try {
+      loadRichSerializer();
+    } catch (error) {
+      throw new CacheConfigError(
+        `${owner}: serializer 'rich' needs the package devalue, which could not be loaded ` +
+          `(${describeError(error)}). It ships ES modules only: under Jest, transform it ` +
+          `(transformIgnorePatterns: ['/node_modules/(?!devalue/)']; see README, "Rich values").`,
+      );
+    }
+    return RICH_SERIALIZER;
+  }
+  if (
+    serializer !== null &&
+    typeof serializer === 'object' &&
+    typeof (serializer as Partial<CacheSerializer>).serialize === 'function' &&
+    typeof (serializer as Partial<CacheSerializer>).deserialize === 'function'
+  ) {
+    return serializer as CacheSerializer;
+  }
+  throw invalidOption(
+    'serializer',
+    serializer,
+    "'json', 'rich', or an object with serialize(value) and deserialize(text) functions",
+    owner,
+  );
 }

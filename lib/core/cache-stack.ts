@@ -1,4 +1,4 @@
-import { CacheArgumentError, CacheKeyError } from '../utils/cache.errors';
+import { CacheArgumentError, CacheKeyError, CachePartialError } from '../utils/cache.errors';
 import { randomUUID } from 'node:crypto';
 import {
   invalidTtlMessage,
@@ -22,7 +22,8 @@ import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import { tagStoreOf } from '../interfaces/tag-store';
 import type { StoredWrite } from '../interfaces/stored-write';
 import { describeError, describeValue, quote } from '../utils/describe-value';
-import { toStorable } from '../utils/serializable';
+import { storableFor, type Storable } from '../utils/serializer';
+import type { CacheSerializer } from '../interfaces/cache-serializer.interface';
 import { isThenable } from '../utils/thenable';
 import { coarseClock } from '../utils/coarse-clock';
 import { asError, withTimeout } from '../utils/timeout';
@@ -68,6 +69,8 @@ import { redact } from '../utils/redact';
 import { TagClock } from './tag-clock';
 import { LoaderRunner } from './loader-runner';
 import { SingleFlight, type Flight } from './single-flight';
+import { LoadBatch, valuesOf, type BatchLoaded } from './load-batch';
+import { deleteManyOf, getManyOf, setManyOf } from '../tiers/bulk';
 
 /**
  * Options of {@link CacheService.wrap} beyond the TTL: the loading options of
@@ -133,6 +136,23 @@ export interface SetOptions {
   tags?: readonly string[];
 }
 
+/** One entry of {@link CacheStack.setMany}: a key, its value, and the options of a `set`. */
+export interface CacheManyEntry extends SetOptions {
+  /** The key. */
+  readonly key: string;
+  /** The value (stored as `set` stores it). */
+  readonly value: unknown;
+}
+
+/**
+ * The options of {@link CacheStack.wrapMany}: those of `wrap`, each applied to every key, with
+ * `tags` either the same for every entry or a function of each key.
+ */
+export interface WrapManyOptions<T> extends Omit<WrapOptions<T>, 'tags'> {
+  /** Tags of every loaded value, or the tags of the value loaded for `key`. */
+  tags?: readonly string[] | ((key: string) => readonly string[]);
+}
+
 const WRAP_FIELDS: readonly string[] = ['ttl', ...LOADING_OPTION_FIELDS, 'tags', 'unless'];
 const SET_FIELDS: readonly string[] = ['ttl', 'jitter', 'grace', 'tags'];
 const WRAP_FIELD_SET: ReadonlySet<string> = new Set(WRAP_FIELDS);
@@ -177,6 +197,11 @@ export interface CacheStackOptions {
   readonly lock?: CacheLoadingOptions['lock'];
   /** All of the above resolved (the module's); when given, the fields above are not read. */
   readonly loading?: LoadPolicy;
+  /**
+   * What values are checked and converted for before any write (the `serializer` option,
+   * resolved; it must be the one the adapters write with). @defaultValue JSON
+   */
+  readonly serializer?: CacheSerializer;
 }
 
 /**
@@ -288,12 +313,16 @@ export class CacheStack {
   /** The tier a plain read of {@link store} comes from. */
   private readonly storeTier: Tier;
 
+  /** Checks a value and brings it to its stored form for the serializer (`toStorable`). */
+  private readonly storable: Storable;
+
   constructor(
     /** The tiers this stack owns (their lifecycle stays with the adapters Nest provides). */
     readonly tiers: CacheTiers,
     private readonly options: CacheStackOptions,
   ) {
     this.name = options.name ?? 'default';
+    this.storable = storableFor(options.serializer);
     this.local = tiers.local;
     const twoTier = tiers.twoTier;
     this.twoTier = twoTier;
@@ -559,6 +588,314 @@ export class CacheStack {
   }
 
   /**
+   * The cached values of `keys`, in their order (`undefined`: a miss): the in-process tier
+   * answers first, and the rest is one read of the store (one round trip per Redis node). A
+   * backend failure, whole or partial, reads as misses (logged); each key counts as one `get`.
+   */
+  getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    try {
+      assertKeys(keys, 'getMany');
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+    if (!this.options.enabled || keys.length === 0) {
+      return Promise.resolve(keys.map(() => undefined));
+    }
+    return this.readMany(keys).then((reads) => {
+      let pending = false;
+      const values = reads.map((read, i) => {
+        const value = this.counted<T>(
+          READ_GET,
+          keys[i],
+          read.tier,
+          this.fresh<T>(keys[i], read.value),
+        );
+        if (value instanceof Promise) pending = true;
+        return value;
+      });
+      // Tags read from the store: some answers settle later.
+      return pending
+        ? Promise.all(values.map((value) => Promise.resolve(value)))
+        : (values as Array<T | undefined>);
+    });
+  }
+
+  /**
+   * What the tiers hold for each of `keys` (never rejects): the in-process copies, then one bulk
+   * read of the rest. A failed read of some keys (a Cluster node down) leaves them misses.
+   */
+  private async readMany(keys: readonly string[]): Promise<SourcedRead[]> {
+    const local = this.local;
+    if (local) return keys.map((key) => ({ value: local.get(key), tier: L1 }));
+    const reads = new Array<SourcedRead>(keys.length);
+    const rest: string[] = [];
+    const at: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const near = this.nearCopy(keys[i]);
+      if (near !== undefined) reads[i] = { value: near, tier: L1 };
+      else {
+        rest.push(keys[i]);
+        at.push(i);
+      }
+    }
+    if (rest.length === 0) return reads;
+    let found: ReadonlyArray<SourcedRead | undefined>;
+    try {
+      found = await this.readManySourced(rest);
+    } catch (error) {
+      this.errors.failed('MGET', keysLabel(rest), error);
+      found = partialReads(error, this.sourced !== undefined, this.storeTier);
+    }
+    for (let j = 0; j < at.length; j++) reads[at[j]] = found[j] ?? MISSED;
+    return reads;
+  }
+
+  /** The async store's answer for each of `keys`, with the tier that held it. */
+  private readManySourced(keys: readonly string[]): Promise<ReadonlyArray<SourcedRead>> {
+    const { twoTier, failover } = this.tiers;
+    if (twoTier) return twoTier.readMany(keys);
+    if (failover) return failover.readMany(keys);
+    const tier = this.storeTier;
+    return getManyOf(this.store, keys).then((values) => values.map((value) => ({ value, tier })));
+  }
+
+  /**
+   * Stores every entry (checked first, all of them: one invalid key, TTL, option or value rejects
+   * the call and writes nothing), in one write of the store (one round trip per Redis node). A
+   * backend failure is logged, never thrown.
+   */
+  setMany(entries: readonly CacheManyEntry[]): Promise<void> {
+    const writes: Array<{ key: string; value: unknown; ttl: number }> = [];
+    let longest = 0;
+    let tagged = false;
+    try {
+      if (!Array.isArray(entries)) {
+        throw new CacheArgumentError(
+          `setMany needs an array of { key, value, ttl?, tags? } entries, got ${describeValue(entries)}.`,
+        );
+      }
+      for (let i = 0; i < entries.length; i++) {
+        const entry: unknown = entries[i];
+        if (typeof entry !== 'object' || entry === null) {
+          throw new CacheArgumentError(
+            `setMany entry ${i} must be an object { key, value, ttl?, tags? }, got ${describeValue(entry)}.`,
+          );
+        }
+        const { key, value, ...options } = entry as CacheManyEntry;
+        const invalid = keyError(key);
+        if (invalid) throw new CacheKeyError(`setMany entry ${i}: ${invalid.message}`);
+        const { ttl: lifetime, grace, tags } = this.writeTtlOf(options);
+        const times = timesOf(lifetime, grace, undefined, tags, tags ? this.tagClock.stamp() : 0);
+        const seconds = keptFor(lifetime, times);
+        writes.push({ key, value: seal(this.storable(value, key), times), ttl: seconds });
+        if (tags) {
+          tagged = true;
+          longest = seconds === 0 || longest === Infinity ? Infinity : Math.max(longest, seconds);
+        }
+      }
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
+    if (!this.options.enabled || writes.length === 0) return RESOLVED;
+    let published: Promise<void> | undefined;
+    if (tagged) {
+      this.tagsHere();
+      published = this.tagClock.lives(longest === Infinity ? 0 : longest);
+    }
+    for (const { key } of writes) {
+      this.flights.supersede(key, true);
+      if (this.backoff.size > 0) this.backoff.delete(key);
+    }
+    if (this.local) {
+      for (const { key, value, ttl } of writes) {
+        this.local.set(key, value, ttl);
+        this.wrote(key, ttl);
+      }
+      return RESOLVED;
+    }
+    const write = (): Promise<void> =>
+      setManyOf(this.store, writes).then(
+        () => {
+          for (const { key, ttl } of writes) this.wrote(key, ttl);
+        },
+        (error: unknown) => {
+          this.errors.failed('MSET', keysLabel(writes.map((write) => write.key)), error);
+          this.counters.requests[SET.error] += writes.length;
+        },
+      );
+    return published ? published.then(write) : write();
+  }
+
+  /**
+   * Deletes `keys` (one delete of the store: one round trip per Redis node); resolves how many
+   * existed. A backend failure is logged and resolves `0`.
+   */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    assertKeys(keys, 'deleteMany');
+    if (!this.options.enabled || keys.length === 0) return 0;
+    const unique = [...new Set(keys)];
+    for (const key of unique) {
+      this.flights.supersede(key, true);
+      if (this.backoff.size > 0) this.backoff.delete(key);
+    }
+    let count: number | undefined;
+    try {
+      count = await deleteManyOf(this.store, unique);
+    } catch (error) {
+      this.errors.failed('DELETE', keysLabel(unique), error);
+    }
+    this.deleted(DELETE, 'delete', count === undefined ? undefined : true, unique);
+    return count ?? 0;
+  }
+
+  /**
+   * Get-or-load for many keys with one loader call: reads them all at once (as {@link getMany}),
+   * joins the loads already in flight for some of them, and calls `loadMissing` once with the
+   * keys left (each only once), storing each value it returns under its own key. Every key is
+   * answered as {@link wrap} would answer it (grace, timeouts, refresh-ahead, tags, `unless`, the
+   * fleet lock); resolves the values in the order of `keys`, `undefined` for a key the loader
+   * left out (not cached). A loader failure rejects, unless each failed key has a stale value
+   * (`grace`).
+   */
+  async wrapMany<T>(
+    keys: readonly string[],
+    loadMissing: (keys: string[]) => BatchLoaded<T> | Promise<BatchLoaded<T>>,
+    ttl?: number | `${number}` | WrapManyOptions<T>,
+  ): Promise<Array<T | undefined>> {
+    assertKeys(keys, 'wrapMany');
+    if (typeof loadMissing !== 'function') {
+      throw new CacheArgumentError(
+        `wrapMany needs a loader function (keys) => values, got ${describeValue(loadMissing)}.`,
+      );
+    }
+    const unique = [...new Set(keys)];
+    const run = (missing: readonly string[]): Promise<BatchLoaded<T>> =>
+      this.runBatch(missing, loadMissing);
+    let options: WrapOptions<T> | undefined;
+    // Each key's tags, all rendered and checked before anything is read or loaded.
+    const tagsOf = new Map<string, readonly string[] | undefined>();
+    let lifetime: number;
+    if (typeof ttl === 'object' && ttl !== null) {
+      const { tags, ...rest } = ttl;
+      checkWrapOptions(rest);
+      options = rest;
+      lifetime = this.ttlOf(rest.ttl);
+      const fixed = typeof tags === 'function' ? undefined : checkedTags(tags);
+      for (const key of unique) {
+        tagsOf.set(key, typeof tags === 'function' ? checkedTags(tags(key)) : fixed);
+      }
+    } else {
+      lifetime = this.ttlOf(ttl);
+    }
+    if (!this.options.enabled || unique.length === 0) {
+      const values =
+        unique.length === 0 ? [] : valuesOf(await loadMissing(unique.slice()), unique, WRAP_MANY);
+      const byKey = new Map(unique.map((key, i) => [key, values[i]]));
+      return keys.map((key) => byKey.get(key));
+    }
+    const batch = new LoadBatch<T>(run, WRAP_MANY);
+    const failures = this.errors.failures;
+    // Loads in flight now are joined even if they land while the others are read.
+    const flying = new Map<string, Flight>();
+    const toRead = unique.filter((key) => {
+      if (this.loader.isLoading(key)) return false;
+      const flight = this.flights.joinable(key);
+      if (flight && !flight.background) flying.set(key, flight);
+      return flight === undefined || flight.background === true;
+    });
+    const reads = new Map<string, SourcedRead>();
+    if (toRead.length > 0) {
+      const found = await this.readMany(toRead);
+      toRead.forEach((key, i) => reads.set(key, found[i]));
+    }
+    // Tags judged now, all together: the loads that miss then start in the same turn (one call).
+    const verdicts = new Map<string, boolean>();
+    const judging: Array<Promise<unknown>> = [];
+    for (const [key, read] of reads) {
+      if (!isSealed(read.value)) continue;
+      const envelope = opened(read.value);
+      if (envelope === undefined) continue;
+      const valid = this.tagged(envelope);
+      if (valid === false) verdicts.set(key, false);
+      else if (valid !== true) judging.push(valid.then((ok) => verdicts.set(key, ok)));
+    }
+    if (judging.length > 0) await Promise.all(judging);
+    const lockless = this.errors.failures !== failures;
+    const answers = unique.map((key): Promise<WrapResult<T | undefined>> => {
+      const load: Load<T | undefined> = {
+        key,
+        loader: () => batch.request(key),
+        ttl: lifetime,
+        unless: options?.unless as ((value: T | undefined) => boolean) | undefined,
+        base: this.policy,
+        options,
+        tags: tagsOf.get(key),
+        batched: true,
+        lockless: lockless || undefined,
+      };
+      if (this.loader.isLoading(key)) {
+        // Inside a loader of this key: it would wait for itself. Loaded, not stored.
+        this.tallyWrap(load, 'miss', L2);
+        return batch.request(key).then((value) => ({ value, status: 'miss' }));
+      }
+      const inFlight = this.flights.joinable(key) ?? flying.get(key);
+      if (inFlight && !inFlight.background) return this.join(load, inFlight);
+      const read = reads.get(key);
+      if (read !== undefined && read.value !== undefined) {
+        return this.answer(load, read.value, read.tier, inFlight, verdicts.get(key));
+      }
+      return inFlight ? this.join(load, inFlight) : this.startLoad(load, undefined);
+    });
+    const results = await Promise.all(answers);
+    const byKey = new Map(unique.map((key, i) => [key, results[i].value]));
+    return keys.map((key) => byKey.get(key));
+  }
+
+  /** Calls a `wrapMany` loader once for `keys`, marked as loading in its async context. */
+  private async runBatch<T>(
+    keys: readonly string[],
+    loadMissing: (keys: string[]) => BatchLoaded<T> | Promise<BatchLoaded<T>>,
+  ): Promise<BatchLoaded<T>> {
+    const counters = this.counters;
+    counters.loaderRuns++;
+    const started = performance.now();
+    const background = false;
+    try {
+      const loaded = await this.loader.callAll(keys, () => loadMissing(keys.slice()));
+      const durationMs = performance.now() - started;
+      counters.loaderMs += durationMs;
+      if (this.on['loader.done']) {
+        this.events.emit('loader.done', {
+          cache: this.name,
+          key: keys[0],
+          keys,
+          durationMs,
+          background,
+        });
+      }
+      return loaded;
+    } catch (error) {
+      const durationMs = performance.now() - started;
+      counters.loaderErrors++;
+      counters.loaderMs += durationMs;
+      if (this.on['loader.error']) {
+        this.events.emit('loader.error', {
+          cache: this.name,
+          key: keys[0],
+          keys,
+          durationMs,
+          error,
+          stale: false,
+          background,
+        });
+      }
+      throw error;
+    } finally {
+      this.loader.done();
+    }
+  }
+
+  /**
    * Stores `value` (its JSON form) under `key` for `ttl` seconds, or the options' (jitter
    * applied, kept `grace` seconds longer as a stale value); rejects on an invalid key, TTL,
    * option or value.
@@ -572,7 +909,7 @@ export class CacheStack {
       const { ttl: lifetime, grace, tags } = this.writeTtlOf(ttl);
       const created = tags ? this.tagClock.stamp() : 0;
       const times = timesOf(lifetime, grace, undefined, tags, created);
-      stored = seal(toStorable(value, key), times);
+      stored = seal(this.storable(value, key), times);
       seconds = keptFor(lifetime, times);
       // Switched off: nothing reaches the tiers, the tag store (namespace#tags-life) included.
       if (tags && this.options.enabled) {
@@ -994,6 +1331,7 @@ export class CacheStack {
     stored: unknown,
     tier: Tier,
     raced?: Flight,
+    verdict?: boolean,
   ): Promise<WrapResult<T>> {
     if (!isSealed(stored)) {
       this.tallyWrap(load, 'hit', tier);
@@ -1001,7 +1339,8 @@ export class CacheStack {
     }
     const envelope = this.opened(load.key, stored);
     if (envelope === undefined) return this.replace(load, raced);
-    const valid = this.tagged(envelope);
+    // `verdict`: the tags were judged already (wrapMany judges all its keys' together).
+    const valid = verdict ?? this.tagged(envelope);
     if (valid === true) return this.answerEnvelope(load, envelope, tier, raced);
     if (valid === false) return this.replace(load, raced);
     return valid.then((ok) =>
@@ -1239,7 +1578,8 @@ export class CacheStack {
         token = fleet.token;
       }
       started = performance.now();
-      this.counters.loaderRuns++;
+      // A batch's keys share one run of its loader, counted by the batch.
+      if (load.batched !== true) this.counters.loaderRuns++;
       value = await this.loadValue(load);
     } catch (error) {
       this.flights.land(key, flight);
@@ -1272,6 +1612,8 @@ export class CacheStack {
 
   /** Counts a loader that resolved, and reports it. */
   private loaderDone<T>(load: Load<T>, started: number): void {
+    // A batch's keys share one run, counted and reported by the batch (`runBatch`).
+    if (load.batched === true) return;
     const durationMs = performance.now() - started;
     this.counters.loaderMs += durationMs;
     if (this.on['loader.done']) {
@@ -1282,6 +1624,7 @@ export class CacheStack {
 
   /** Counts a loader that threw or rejected, and reports it. */
   private loaderFailed<T>(load: Load<T>, started: number, error: unknown, stale: boolean): void {
+    if (load.batched === true) return;
     const durationMs = performance.now() - started;
     this.counters.loaderErrors++;
     this.counters.loaderMs += durationMs;
@@ -1521,7 +1864,7 @@ export class CacheStack {
         }
         return undefined;
       }
-      stored = toStorable(value, key);
+      stored = this.storable(value, key);
       times = timesOf(ttl, policy.grace, policy.refreshAhead, load.tags, flight.created);
       sealed = seal(stored, times);
     } catch (error) {
@@ -1889,6 +2232,8 @@ interface Load<T> {
   readonly replaces?: boolean;
   /** Where this caller's answer is reported instead of being counted (see {@link WrapTally}). */
   readonly tally?: WrapTally;
+  /** One key of a `wrapMany` batch: its loader asks the batch's one run for its value. */
+  readonly batched?: boolean;
 }
 
 /**
@@ -2011,3 +2356,45 @@ function attempt<R>(call: () => Promise<R>): Promise<R> {
     return Promise.reject(asError(error));
   }
 }
+
+const WRAP_MANY = 'The loader of wrapMany';
+
+/** A key the store did not answer for: a miss of the shared tier. */
+const MISSED: SourcedRead = Object.freeze({ value: undefined, tier: L2 });
+
+/** Throws `CacheArgumentError` / `CacheKeyError` unless `keys` is an array of valid keys. */
+function assertKeys(keys: unknown, operation: string): asserts keys is readonly string[] {
+  if (!Array.isArray(keys)) {
+    throw new CacheArgumentError(
+      `${operation} needs an array of keys, got ${describeValue(keys)}.`,
+    );
+  }
+  for (let i = 0; i < keys.length; i++) {
+    const invalid = keyError(keys[i]);
+    if (invalid) throw new CacheKeyError(`${operation} key ${i}: ${invalid.message}`);
+  }
+}
+
+/** How a log line names the keys of a bulk call: the first few, and how many more. */
+function keysLabel(keys: readonly string[]): string {
+  const shown = keys.slice(0, 3).join(', ');
+  return keys.length > 3 ? `${shown} (+${keys.length - 3} more)` : shown;
+}
+
+/**
+ * What a bulk read that failed for part of its keys still read (the rest: misses): `sourced`
+ * reads (a tier's `readMany`) carry their tier, plain values (a store's `getMany`) are `tier`'s.
+ */
+function partialReads(
+  error: unknown,
+  sourced: boolean,
+  tier: Tier,
+): ReadonlyArray<SourcedRead | undefined> {
+  if (!(error instanceof CachePartialError)) return NONE_READ;
+  if (sourced) return error.results as ReadonlyArray<SourcedRead | undefined>;
+  return (error.results as unknown[]).map((value) =>
+    value === undefined ? undefined : { value, tier },
+  );
+}
+
+const NONE_READ: ReadonlyArray<SourcedRead | undefined> = Object.freeze([]);

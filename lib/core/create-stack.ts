@@ -3,11 +3,13 @@ import { MemoryCacheAdapter } from '../adapters/memory.adapter';
 import { RedisCacheAdapter } from '../adapters/redis.adapter';
 import { RedisBus } from '../bus/redis-bus';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheSerializer } from '../interfaces/cache-serializer.interface';
 import { storedWriterOf } from '../interfaces/stored-write';
 import { FailoverCacheAdapter } from '../tiers/failover.adapter';
 import { LocalTier } from '../tiers/local-tier';
 import { failoverShared, plainShared, TwoTier } from '../tiers/two-tier';
 import { CacheConfigError } from '../utils/cache.errors';
+import { JSON_SERIALIZER } from '../utils/serializer';
 import { CacheStack, type CacheStackOptions, type CacheTiers } from './cache-stack';
 
 /** The two-tier part of the resolved options (`l1`, `bus`), when the stack has two tiers. */
@@ -35,7 +37,35 @@ export function createCacheStack(
   adapter: CacheAdapter,
   options: CacheStackOptions & TwoTierStackOptions,
 ): CacheStack {
-  return new CacheStack(tiersOf(adapter, options), options);
+  // An adapter of ours given as `adapter` (or a provider override) writes with its own
+  // serializer: the stack checks values for that one, and the L1 keeps them in its form.
+  const own = serializerOf(adapter);
+  if (
+    own !== undefined &&
+    options.serializer !== undefined &&
+    options.serializer !== JSON_SERIALIZER &&
+    own !== options.serializer
+  ) {
+    throw new CacheConfigError(
+      'Invalid CacheModule option "serializer": the adapter given writes with a serializer of ' +
+        'its own; pass the serializer to the adapter (new RedisCacheAdapter({ ..., serializer })) ' +
+        'and leave the module option out.',
+    );
+  }
+  const serializer = own ?? options.serializer;
+  const resolved = serializer === options.serializer ? options : { ...options, serializer };
+  return new CacheStack(tiersOf(adapter, resolved), resolved);
+}
+
+/** The serializer an adapter of this library writes with, if `adapter` is one. */
+function serializerOf(adapter: CacheAdapter): CacheSerializer | undefined {
+  const inner =
+    Object.getPrototypeOf(adapter) === FailoverCacheAdapter.prototype
+      ? (adapter as FailoverCacheAdapter).primary
+      : adapter;
+  return inner instanceof RedisCacheAdapter || inner instanceof MemoryCacheAdapter
+    ? inner.serializer
+    : undefined;
 }
 
 function tiersOf(
@@ -59,7 +89,9 @@ function twoTiers(
   l1: { readonly maxEntries: number; readonly maxSize: number; readonly ttl: number },
   options: CacheStackOptions & TwoTierStackOptions,
 ): CacheTiers {
-  const local = failover ? LocalTier.of(failover.tier.fallback) : ownL1(adapter, l1);
+  const local = failover
+    ? LocalTier.of(failover.tier.fallback)
+    : ownL1(adapter, l1, options.serializer);
   if (!local) {
     // One memory copy: with failover, the fallback is the L1.
     throw new CacheConfigError(
@@ -78,6 +110,7 @@ function twoTiers(
 function ownL1(
   adapter: CacheAdapter,
   l1: { readonly maxEntries: number; readonly maxSize: number },
+  serializer: CacheSerializer | undefined,
 ): LocalTier | undefined {
   if (LocalTier.of(adapter)) {
     throw new CacheConfigError(
@@ -85,7 +118,9 @@ function ownL1(
         `of a remote store (provider: 'redis').`,
     );
   }
-  return LocalTier.of(new MemoryCacheAdapter({ maxEntries: l1.maxEntries, maxSize: l1.maxSize }));
+  return LocalTier.of(
+    new MemoryCacheAdapter({ maxEntries: l1.maxEntries, maxSize: l1.maxSize, serializer }),
+  );
 }
 
 function busOf(remote: CacheAdapter, options: CacheStackOptions & TwoTierStackOptions): RedisBus {

@@ -31,7 +31,15 @@ export class LoaderRunner {
     return this.loading.run(new Set(this.loading.getStore()).add(key), loader);
   }
 
-  /** Ends a {@link call}. */
+  /** {@link call} for a loader of several keys at once (a `wrapMany` batch). */
+  callAll<T>(keys: readonly string[], loader: () => T | Promise<T>): T | Promise<T> {
+    this.running++;
+    const loading = new Set(this.loading.getStore());
+    for (const key of keys) loading.add(key);
+    return this.loading.run(loading, loader);
+  }
+
+  /** Ends a {@link call} or {@link callAll}. */
   done(): void {
     if (--this.running === 0) this.loading.disable();
   }

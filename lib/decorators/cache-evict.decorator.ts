@@ -9,7 +9,12 @@ import { createKeyResolver } from '../keys/key-resolver';
 import { createTagsResolver } from '../keys/tag-resolver';
 import type { MethodSignature } from '../keys/key-template';
 import { addCacheOperation } from './cached-method';
-import { assertKnownOptions, checkFunction, normaliseOptions } from './decorator-options';
+import {
+  assertKnownOptions,
+  checkCacheName,
+  checkFunction,
+  normaliseOptions,
+} from './decorator-options';
 
 /**
  * Runs the method, then deletes cache entries: one `key`, every key under a `prefix`, every
@@ -51,7 +56,9 @@ export function CacheEvict(
     'tags',
     'beforeInvocation',
     'condition',
+    'cache',
   ]);
+  const cache = checkCacheName(name, resolved.cache);
   const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
   const targets = [
     resolved.key !== undefined && 'key',
@@ -97,5 +104,6 @@ export function CacheEvict(
       target: target(signature),
       beforeInvocation,
       condition,
+      cache,
     }));
 }

@@ -10,6 +10,7 @@ import { addCacheOperation } from './cached-method';
 import {
   assertKnownOptions,
   checkFunction,
+  checkCacheName,
   checkLoading,
   checkTtl,
   normaliseOptions,
@@ -52,7 +53,9 @@ export function CachePut(
     'tags',
     'condition',
     'unless',
+    'cache',
   ]);
+  const cache = checkCacheName(name, resolved.cache);
   const ttl = checkTtl(name, resolved.ttl);
   const { jitter, grace } =
     checkLoading(name, { jitter: resolved.jitter, grace: resolved.grace }) ?? {};
@@ -68,5 +71,6 @@ export function CachePut(
       grace,
       condition,
       unless,
+      cache,
     }));
 }

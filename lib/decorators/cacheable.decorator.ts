@@ -8,10 +8,12 @@ import { LOADING_OPTION_FIELDS } from '../config/validators';
 import { createKeyResolver } from '../keys/key-resolver';
 import { createTagsResolver } from '../keys/tag-resolver';
 import { addCacheOperation } from './cached-method';
+import { batchSpecOf } from './batch-options';
 import { registerInvalidation } from '../invalidation/invalidation.registry';
 import type { InvalidationRule } from '../invalidation/invalidation-rule';
 import {
   assertKnownOptions,
+  checkCacheName,
   checkFunction,
   checkLoading,
   checkTtl,
@@ -77,7 +79,10 @@ export function Cacheable(
     'condition',
     'unless',
     'invalidateOn',
+    'cache',
+    'batch',
   ]);
+  const cache = checkCacheName(name, resolved.cache);
   const ttl = checkTtl(name, resolved.ttl);
   const loading = checkLoading(name, resolved);
   const condition = checkFunction<CacheCondition>(name, 'condition', resolved.condition);
@@ -100,13 +105,15 @@ export function Cacheable(
         loading,
         condition,
         unless,
+        cache,
+        batch: batchSpecOf(name, resolved.batch, signature),
       }),
     );
     // invalidateOn: the rules run in every application that provides this class.
     if (resolved.invalidateOn !== undefined) {
       // Checked there: each entry must come from InvalidationRule(...).
       const rules = resolved.invalidateOn as readonly InvalidationRule[];
-      registerInvalidation(target, propertyKey, resolved.key, rules);
+      registerInvalidation(target, propertyKey, resolved.key, rules, cache);
     }
     return installed;
   };

@@ -69,6 +69,7 @@ export function addCacheOperation(
   const operation = build(method);
   checkCombination(method, operation, where);
   method.operations.push(operation);
+  if (operation.cache !== undefined) method.named = true;
 
   const wrapper = descriptor.value as AnyMethod;
   const recorded = (Reflect.getOwnMetadata(CACHE_OPERATIONS_METADATA, wrapper) ??

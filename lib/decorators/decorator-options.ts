@@ -2,6 +2,7 @@ import { CacheArgumentError } from '../utils/cache.errors';
 import { loadingOptionsProblem, parseTtl, ttlProblem } from '../config/validators';
 import { loadingCopy } from '../config/load-policy';
 import { describeValue } from '../utils/describe-value';
+import { assertCacheName } from '../config/named-caches';
 import type { CacheKeySpec } from '../interfaces/cache-key.interface';
 import type { CacheLoadingOptions } from '../interfaces/cache-module-options.interface';
 
@@ -93,6 +94,17 @@ export function checkLoading(
     );
   }
   return loadingCopy(options);
+}
+
+/** Validates the `cache` option: the name of a named cache (checked against the module at startup). */
+export function checkCacheName(decorator: string, cache: unknown): string | undefined {
+  if (cache === undefined) return undefined;
+  try {
+    assertCacheName(cache, `@${decorator}({ cache })`);
+  } catch (error) {
+    throw new CacheArgumentError((error as Error).message);
+  }
+  return cache;
 }
 
 /** Validates an optional callback option. */

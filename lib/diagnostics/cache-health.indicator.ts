@@ -1,4 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { CACHE_NAMED_STACKS } from '../config/cache.constants';
+import type { NamedStacks } from '../core/named-stacks';
 import { CacheStack } from '../core/cache-stack';
 import type { CacheHealth } from '../interfaces/cache-stats.interface';
 import { CacheArgumentError } from '../utils/cache.errors';
@@ -24,6 +26,11 @@ export interface CacheHealthDetails<S extends CacheHealthStatus = CacheHealthSta
   readonly status: S;
   /** `true` while the cache serves with reduced guarantees (see `reason`). */
   readonly degraded?: true;
+  /**
+   * With named caches (`caches`), checked without `{ cache }`: each named cache's own details,
+   * by name; the top-level fields are the module's own cache, and `status` the worst of all.
+   */
+  readonly caches?: Readonly<Record<string, CacheHealthDetails<S>>>;
 }
 
 /**
@@ -51,6 +58,12 @@ export interface CacheHealthCheckOptions {
    * @default 'up'
    */
   readonly degraded?: 'up' | 'degraded';
+  /**
+   * Check this named cache only (a key of the module's `caches`; `'default'`: the module's own
+   * cache only). Without it, every cache is checked.
+   * @default every cache
+   */
+  readonly cache?: string;
 }
 
 /** The default `timeout` of {@link CacheHealthIndicator.isHealthy}, in milliseconds. */
@@ -97,8 +110,11 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
  */
 @Injectable()
 export class CacheHealthIndicator {
-  /** @internal Nest builds the indicator over the application's cache stack. */
-  constructor(private readonly stack: CacheStack) {}
+  /** @internal Nest builds the indicator over the application's cache stacks. */
+  constructor(
+    private readonly stack: CacheStack,
+    @Optional() @Inject(CACHE_NAMED_STACKS) private readonly named?: NamedStacks,
+  ) {}
 
   /**
    * Checks the cache now and answers terminus's `{ [key]: { status, ...details } }`. Never
@@ -148,20 +164,59 @@ export class CacheHealthIndicator {
         `CacheHealthIndicator.isHealthy: degraded must be 'up' or 'degraded', got ${describeValue(degraded)}.`,
       );
     }
-    const health = await this.check(timeout);
     const asDegraded = degraded === 'degraded';
-    return { [key]: toDetails(health, asDegraded) };
+    const only = options?.cache;
+    if (only !== undefined) {
+      const stack = only === 'default' ? this.stack : this.named?.get(only)?.stack;
+      if (!stack) {
+        const known = ['default', ...(this.named?.names() ?? [])];
+        throw new CacheArgumentError(
+          `CacheHealthIndicator.isHealthy: unknown cache ${describeValue(only)}; configured ` +
+            `caches: ${known.join(', ')}.`,
+        );
+      }
+      return { [key]: toDetails(await this.check(stack, timeout), asDegraded) };
+    }
+    const named = this.named?.all() ?? [];
+    const [own, ...others] = await Promise.all([
+      this.check(this.stack, timeout),
+      ...named.map((cache) => this.check(cache.stack, timeout)),
+    ]);
+    const details = toDetails(own, asDegraded);
+    if (named.length === 0) return { [key]: details };
+    const caches: Record<string, CacheHealthDetails> = {};
+    named.forEach((cache, i) => (caches[cache.name] = toDetails(others[i], asDegraded)));
+    const worst = [details, ...Object.values(caches)].reduce((a, b) =>
+      SEVERITY[b.status] > SEVERITY[a.status] ||
+      (SEVERITY[b.status] === SEVERITY[a.status] && b.degraded && !a.degraded)
+        ? b
+        : a,
+    );
+    return {
+      [key]: {
+        ...details,
+        status: worst.status,
+        ...(worst.degraded && { degraded: true }),
+        ...(worst !== details &&
+          worst.reason !== undefined && {
+            reason: `cache ${Object.keys(caches).find((name) => caches[name] === worst)}: ${worst.reason}`,
+          }),
+        caches,
+      },
+    };
   }
 
-  private async check(timeout: number): Promise<CacheHealth> {
+  private async check(stack: CacheStack, timeout: number): Promise<CacheHealth> {
     try {
-      return await this.stack.health(timeout);
+      return await stack.health(timeout);
     } catch (error) {
       // The stack's health() never rejects; should it ever, the cache is reported down.
       return { status: 'down', reason: describeError(error), serving: 'l2' };
     }
   }
 }
+
+const SEVERITY: Readonly<Record<CacheHealthStatus, number>> = { up: 0, degraded: 1, down: 2 };
 
 function toDetails(health: CacheHealth, asDegraded: boolean): CacheHealthDetails {
   const { status, reason, l2, circuit, bus, l1, serving } = health;

@@ -1,4 +1,4 @@
-import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, ModulesContainer } from '@nestjs/core';
 import {
   bindInstance,
@@ -14,6 +14,11 @@ import { bindDefaultKeyOwners } from '../keys/key-resolver';
 import { rootModuleOf, type InstanceWrapper, type NestModule } from './nest-internals';
 import { describeError } from '../utils/describe-value';
 import { CacheLogger } from '../utils/rate-limited-logger';
+import { CACHE_CLASS_METADATA, CACHE_NAMED_STACKS } from '../config/cache.constants';
+import type { NamedStacks } from '../core/named-stacks';
+import { cachedMethodOf } from '../decorators/cached-method';
+import { injectedCacheNames } from '../decorators/inject-cache.decorator';
+import { CacheConfigError } from '../utils/cache.errors';
 
 /**
  * Binds every provider and controller instance whose class carries cache decorators to the
@@ -47,6 +52,7 @@ export class CacheExplorer implements OnModuleInit, OnApplicationShutdown, LateB
     private readonly cache: CacheStack,
     private readonly accessor: CacheMetadataAccessor,
     private readonly modules: ModulesContainer,
+    @Inject(CACHE_NAMED_STACKS) private readonly named: NamedStacks,
   ) {
     this.unregister = registerLateBinder(this);
     // Now, not in onModuleInit: Nest builds its routes before running the init hooks.
@@ -54,6 +60,7 @@ export class CacheExplorer implements OnModuleInit, OnApplicationShutdown, LateB
   }
 
   onModuleInit(): void {
+    this.assertKnownCaches();
     this.stopLateBinding();
     // Every instance exists by now: name the owners from the complete picture.
     this.owners = undefined;
@@ -73,6 +80,47 @@ export class CacheExplorer implements OnModuleInit, OnApplicationShutdown, LateB
     this.stopLateBinding();
     for (const instance of this.bound) unbindInstance(instance, this.cache);
     this.bound.clear();
+  }
+
+  /**
+   * Fails startup with {@link CacheConfigError} when a provider or controller served by this
+   * module injects (`@InjectCache`) or uses (`cache:` on a decorator) a cache it does not
+   * configure, naming the class (or method) and the configured caches.
+   */
+  private assertKnownCaches(): void {
+    const known = new Set(['default', ...this.named.names()]);
+    const unknown = (name: string, where: string): CacheConfigError =>
+      new CacheConfigError(
+        `Unknown cache '${name}' (${where}); configured caches: ${[...known].join(', ')}. ` +
+          `Add it to CacheModule's caches option, or fix the name.`,
+      );
+    for (const wrapper of this.wrappers()) {
+      if (wrapper.isAlias) continue;
+      const type = classOf(wrapper);
+      if (typeof type !== 'function') continue;
+      const injected = injectedCacheNames(type).filter((name) => !known.has(name));
+      const declaring = this.accessor.declaringClasses(type);
+      if (injected.length === 0 && declaring.length === 0) continue;
+      if (!this.servedHere(wrapper)) continue;
+      if (injected.length > 0) throw unknown(injected[0], `injected into ${describe(wrapper)}`);
+      for (const owner of declaring) {
+        const names = (Reflect.getOwnMetadata(CACHE_CLASS_METADATA, owner) ?? []) as Array<
+          string | symbol
+        >;
+        const prototype = (owner as { prototype: Record<string | symbol, unknown> }).prototype;
+        for (const methodName of names) {
+          const method = cachedMethodOf(prototype[methodName]);
+          for (const op of method?.operations ?? []) {
+            if (op.cache !== undefined && !known.has(op.cache)) {
+              throw unknown(
+                op.cache,
+                `used by ${(owner as { name?: string }).name ?? 'anonymous'}.${String(methodName)}`,
+              );
+            }
+          }
+        }
+      }
+    }
   }
 
   /** @internal Binds `instance` now if it belongs to this application. */

@@ -34,6 +34,20 @@ export interface CacheAdapter {
   /** Deletes every entry whose key starts with `prefix`, literally; resolves how many. */
   deleteByPrefix(prefix: string): Promise<number>;
   /**
+   * Optional bulk read: the values of `keys`, in their order (a key given twice is answered
+   * twice), `undefined` for each miss. A backend that reads many keys in one round trip offers
+   * it (Redis: one `MGET` per node); the cache calls {@link get} per key concurrently otherwise.
+   */
+  getMany?<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>>;
+  /**
+   * Optional bulk write: stores every entry, as {@link set} does each (a key given twice keeps
+   * the later entry). Every value is checked first: one that cannot be stored rejects the call
+   * with `CacheSerializationError` and nothing is written (the previous entries are kept).
+   */
+  setMany?(entries: readonly CacheAdapterEntry[]): Promise<void>;
+  /** Optional bulk delete: deletes every key; resolves how many of them existed. */
+  deleteMany?(keys: readonly string[]): Promise<number>;
+  /**
    * Optional health check: resolves when the backend answers, rejects when it does not.
    * {@link FailoverCacheAdapter} probes its primary with it (Redis: `PING`).
    */
@@ -50,6 +64,16 @@ export interface CacheAdapter {
   onModuleInit?(): Promise<void> | void;
   /** Optional stop hook (close connections, stop timers). Called by Nest. */
   onApplicationShutdown?(signal?: string): Promise<void> | void;
+}
+
+/** One entry of {@link CacheAdapter.setMany}. */
+export interface CacheAdapterEntry {
+  /** The key, as the application wrote it. */
+  readonly key: string;
+  /** The value (checked and stored as {@link CacheAdapter.set} stores it). */
+  readonly value: unknown;
+  /** Seconds to keep it; `0`: no expiry. */
+  readonly ttl: number;
 }
 
 /**

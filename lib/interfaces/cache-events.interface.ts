@@ -105,6 +105,11 @@ export interface CacheLoaderDoneEvent extends CacheEventBase {
   readonly durationMs: number;
   /** `true` for a background refresh (`refreshAhead`), which no caller waited for. */
   readonly background: boolean;
+  /**
+   * A batch loader (`wrapMany`, `@Cacheable({ batch })`) runs once for several keys: they are
+   * all here, and {@link key} is the first.
+   */
+  readonly keys?: readonly string[];
 }
 
 /** A loader threw or rejected (`loader.error`). */
@@ -119,6 +124,8 @@ export interface CacheLoaderErrorEvent extends CacheEventBase {
   readonly stale: boolean;
   /** `true` for a background refresh (`refreshAhead`), which no caller waited for. */
   readonly background: boolean;
+  /** A batch loader's keys (see {@link CacheLoaderDoneEvent.keys}); {@link key} is the first. */
+  readonly keys?: readonly string[];
 }
 
 /**

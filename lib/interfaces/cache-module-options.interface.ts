@@ -7,6 +7,7 @@ import type {
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { CacheAdapter } from './cache-adapter.interface';
 import type { CacheInvalidationOptions } from './cache-invalidation-options.interface';
+import type { CacheSerializerOption } from './cache-serializer.interface';
 
 /** Which built-in backend stores the entries. */
 export type CacheProvider = 'memory' | 'redis';
@@ -386,7 +387,56 @@ export interface CacheModuleOptions {
    * @default true
    */
   eventEmitter?: boolean;
+  /**
+   * How values are stored in Redis (and so what every tier returns):
+   *
+   * - `'json'`: JSON text, readable with `redis-cli`. A `Date` comes back as its ISO string, a
+   *   class instance as a plain object; `Map`, `Set`, `BigInt`, `NaN`, typed arrays and the
+   *   like are rejected with `CacheSerializationError`.
+   * - `'rich'`: `Date`, `Map`, `Set`, `BigInt`, `Buffer` and typed arrays, `undefined` in
+   *   objects, `-0`, `NaN`, `±Infinity`, `RegExp`, `URL` and circular references come back as
+   *   they were (devalue's JSON-based format; see "Rich values" in the README).
+   * - a `CacheSerializer` of your own: its text is stored; memory and the L1 keep
+   *   `deserialize(serialize(value))`, so every tier returns what Redis would.
+   *
+   * One serializer cannot tell another's entries apart from its own (JSON reads the rich text
+   * as an array, for one): change it together with the `namespace`.
+   * @default 'json'
+   */
+  serializer?: CacheSerializerOption;
+  /**
+   * Named caches beside the module's own (`'default'`): each its own stack (store, namespace,
+   * TTL, `l1`, failover, events, stats, metrics), configured with any per-cache option and
+   * inheriting, for what it leaves out, the root options (`adapter` excepted; a cache that
+   * switches to `provider: 'memory'` does not inherit `redis`, `failover`, `l1`, `bus` or
+   * `strict`). Its namespace defaults to `<root namespace>.<name>`, which never overlaps another
+   * one; two caches of one store with the same namespace fail startup. Caches whose Redis
+   * settings are the same share one connection. Inject one with `@InjectCache('sessions')`; send
+   * a decorator or `cacheResult` to one with `cache: 'sessions'`. Names: 1 to 64 letters,
+   * digits, `_` or `-`, not `default`.
+   *
+   * @example
+   * ```ts
+   * CacheModule.forRoot({
+   *   provider: 'redis',
+   *   redis: { url: 'redis://cache:6379' },
+   *   caches: { sessions: { ttl: 1800, l1: true }, catalog: { ttl: 86400, grace: 3600 } },
+   * });
+   * ```
+   * @default {} (the default cache only)
+   */
+  caches?: Record<string, CacheNamedOptions>;
 }
+
+/**
+ * The options of one named cache (`caches: { name: { ... } }`): every per-cache option of
+ * {@link CacheModuleOptions}. The module-wide ones (`isGlobal`, `caches`, `invalidation`,
+ * `metrics`, `eventEmitter`) are set at the root and apply to every cache.
+ */
+export type CacheNamedOptions = Omit<
+  CacheModuleOptions,
+  'isGlobal' | 'caches' | 'invalidation' | 'metrics' | 'eventEmitter'
+>;
 
 /** The OpenTelemetry meter provider of `metrics: { meterProvider }` (structurally typed). */
 export interface CacheMeterProvider {
@@ -437,4 +487,12 @@ export interface CacheModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'>
   useExisting?: Type<CacheOptionsFactory>;
   /** Extra providers made available to the factory. */
   extraProviders?: ModuleMetadata['providers'];
+  /**
+   * Names of the named caches injected with `@InjectCache(name)`. Not needed when the classes
+   * using `@InjectCache` are loaded before `forRootAsync` is called (the usual case: their
+   * imports come first); list them when that is not so. A name the factory's `caches` lacks
+   * fails startup.
+   * @default the names `@InjectCache` was given so far
+   */
+  cacheNames?: readonly string[];
 }

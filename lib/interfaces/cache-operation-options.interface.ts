@@ -91,8 +91,29 @@ export interface CacheableOptions extends CacheLoadingOptions {
   tags?: CacheTagsSpec;
   /** Skip the cache for calls whose arguments fail this test. */
   condition?: CacheCondition;
-  /** Do not store results that pass this test. */
+  /** Do not store results that pass this test (in the batch form: each id's value). */
   unless?: CacheUnless;
+  /**
+   * The batch form, for a method that takes a list of ids (`findByIds(ids: string[])`): each id
+   * is cached under its own key — the key and tags templates render the list parameter as one
+   * id (`'product:{ids}'`) — and a call runs the method **once**, with only the ids that missed
+   * (its other arguments unchanged). Ids another caller is loading join that load. `true`: the
+   * list is the first parameter; a name or position picks it; or {@link CacheBatchOptions}.
+   *
+   * The method returns its values in the order of the ids it was given (an array of the same
+   * length: `undefined` for an id without a value), a `Map` from id to value (`map: true`), or
+   * items in any order that carry their id (`by: 'id'`). The decorated method answers for the
+   * whole list in the same shape. An id the method has no value for is not cached.
+   *
+   * @example
+   * ```ts
+   * @Cacheable({ key: 'product:{ids}', ttl: 600, batch: { by: 'id' } })
+   * async findByIds(ids: string[]): Promise<Product[]> {
+   *   return this.repo.findBy({ id: In(ids) }); // only the ids that missed
+   * }
+   * ```
+   */
+  batch?: boolean | string | number | CacheBatchOptions;
   /**
    * Events that drop this method's entries — `InvalidationRule({ event, fieldMapping, tags })`.
    * A rule with a `fieldMapping` (or with neither `fieldMapping` nor `tags`: every entry of the
@@ -118,6 +139,12 @@ export interface CacheableOptions extends CacheLoadingOptions {
   invalidateOn?: readonly Readonly<
     InvalidationRuleOptions & { readonly dispatcher: InvalidationDispatcherName }
   >[];
+  /**
+   * The named cache the result is cached in (a key of the module's
+   * `caches`); an unknown name fails startup.
+   * @default the module's own cache (`'default'`)
+   */
+  cache?: string;
 }
 
 /**
@@ -162,6 +189,12 @@ export interface CachePutOptions {
   condition?: CacheCondition;
   /** Do not store results that pass this test (the previous entry is kept). */
   unless?: CacheUnless;
+  /**
+   * The named cache the result is stored in (a key of the module's
+   * `caches`); an unknown name fails startup.
+   * @default the module's own cache (`'default'`)
+   */
+  cache?: string;
 }
 
 /**
@@ -205,4 +238,34 @@ export interface CacheEvictOptions {
   beforeInvocation?: boolean;
   /** Skip the eviction for calls whose arguments fail this test. */
   condition?: CacheCondition;
+  /**
+   * The named cache to evict from (a key of the module's `caches`; `allEntries` clears
+   * that cache only); an unknown name fails startup.
+   * @default the module's own cache (`'default'`)
+   */
+  cache?: string;
+}
+
+/**
+ * How a batch `@Cacheable` method takes its ids and returns its values (see
+ * {@link CacheableOptions.batch}).
+ */
+export interface CacheBatchOptions {
+  /**
+   * The parameter holding the list of ids: its name or position.
+   * @default 0
+   */
+  param?: string | number;
+  /**
+   * The method returns items in any order (ids without a value left out), each carrying its id:
+   * this property of the item, or this function of it. Ids match as given or by their text
+   * (`42` matches `'42'`). The decorated method returns the items found, in the order of the ids.
+   */
+  by?: string | ((item: never) => unknown);
+  /**
+   * The method returns a `Map` from id to value; so does the decorated method (the ids found, in
+   * the order asked).
+   * @default false: an array in the order of the ids
+   */
+  map?: boolean;
 }

@@ -71,3 +71,22 @@ export function entrySwapOf(adapter: object): EntrySwap | undefined {
   const capable = adapter as { [ENTRY_SWAP]?: () => EntrySwap | undefined };
   return typeof capable[ENTRY_SWAP] === 'function' ? capable[ENTRY_SWAP]() : undefined;
 }
+
+/**
+ * The internal capability of a built-in remote adapter to read many entries with the time each
+ * has left, in one round trip per node (Redis: `MGET` and `PTTL`s in one pipeline per node): the
+ * two-tier store's bulk read. A read that fails for some keys only rejects with
+ * `CachePartialError` (whose results are entries).
+ *
+ * @internal
+ */
+export const ENTRIES_READER = Symbol('cachekit:entriesReader');
+
+/** Reads `keys` with their remaining TTLs, in their order; `undefined` for a miss. @internal */
+export type EntriesRead = (keys: readonly string[]) => Promise<Array<SharedEntry | undefined>>;
+
+/** The bulk entry read `adapter` offers, if any. @internal */
+export function entriesReaderOf(adapter: object): EntriesRead | undefined {
+  const capable = adapter as { [ENTRIES_READER]?: () => EntriesRead | undefined };
+  return typeof capable[ENTRIES_READER] === 'function' ? capable[ENTRIES_READER]() : undefined;
+}

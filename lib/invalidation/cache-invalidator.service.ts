@@ -14,7 +14,13 @@ import { MAX_TAGS } from '../config/validators';
 import { KeyConstructor, type KeyFieldValues, type KeyTarget } from '../keys/key-constructor';
 import { describeError, quote } from '../utils/describe-value';
 import { RateLimitedLogger } from '../utils/rate-limited-logger';
-import { cachedFunctionBindings, hostStarted, hostStopped } from './cached-function.registry';
+import {
+  cachedFunctionBindings,
+  hostStarted,
+  hostStopped,
+  namedCachedFunctions,
+} from './cached-function.registry';
+import { namedStack, namedStacksOf } from '../runtime/cache-binding';
 import { DeferredDispatcher } from './dispatchers/deferred.dispatcher';
 import { InlineDispatcher } from './dispatchers/inline.dispatcher';
 import { findEventEmitter, type EventEmitterLike } from '../diagnostics/event-emitter.bridge';
@@ -111,7 +117,13 @@ export class CacheInvalidator
     const label = describeEvent(event);
     const groups = new Map<
       string,
-      { keys: Set<string>; prefixes: Set<string>; tags: Set<string> }
+      {
+        dispatcher: string;
+        namespace: string;
+        keys: Set<string>;
+        prefixes: Set<string>;
+        tags: Set<string>;
+      }
     >();
     for (const { binding, rule } of subscriptions) {
       const where = `Invalidation rule of ${binding.owner} on ${quote(label)}`;
@@ -137,10 +149,18 @@ export class CacheInvalidator
             `${targets.length > 0 ? describeTarget(targets[0]) : 'nothing'}`,
         );
       }
-      let group = groups.get(rule.dispatcher);
+      // One job per dispatcher and cache: a job applies to the namespace it names.
+      const groupKey = `${rule.dispatcher}\u0000${binding.cache ?? ''}`;
+      let group = groups.get(groupKey);
       if (!group) {
-        group = { keys: new Set(), prefixes: new Set(), tags: new Set() };
-        groups.set(rule.dispatcher, group);
+        group = {
+          dispatcher: rule.dispatcher,
+          namespace: this.namespaceOf(binding.cache),
+          keys: new Set(),
+          prefixes: new Set(),
+          tags: new Set(),
+        };
+        groups.set(groupKey, group);
       }
       for (const target of plan.targets) {
         if ('key' in target) group.keys.add(target.key);
@@ -149,10 +169,10 @@ export class CacheInvalidator
       for (const tag of plan.tags) group.tags.add(tag);
     }
     await Promise.all(
-      [...groups].map(([name, group]) =>
+      [...groups.values()].map((group) =>
         this.dispatch(
-          name,
-          collapse(label, this.options.namespace, group.keys, group.prefixes, group.tags),
+          group.dispatcher,
+          collapse(label, group.namespace, group.keys, group.prefixes, group.tags),
         ),
       ),
     );
@@ -216,9 +236,18 @@ export class CacheInvalidator
       this.emitter = findEventEmitter(this.moduleRef);
     }
     this.validateDispatchers(this.classBindings);
+    this.validateCacheNames(
+      this.classBindings.map((binding) => ({ name: binding.owner, cache: binding.cache })),
+    );
     hostStarted(this);
     try {
       this.validateDispatchers(cachedFunctionBindings(this));
+      this.validateCacheNames(
+        namedCachedFunctions(this).map(({ name, cache }) => ({
+          name: `cacheResult(${name})`,
+          cache,
+        })),
+      );
     } catch (error) {
       hostStopped(this);
       throw error;
@@ -258,10 +287,11 @@ export class CacheInvalidator
   private readonly execute: InvalidationExecutor = async (job: InvalidationJob) => {
     // A job names keys relative to the namespace it was made for: applied here, it would leave
     // that namespace stale and drop this one's entries (a queue shared by two applications).
-    if (job.namespace !== undefined && job.namespace !== this.options.namespace) {
+    const stack = this.stackOf(job.namespace);
+    if (!stack) {
       throw new CacheConfigError(
         `The invalidation job for ${quote(job.event)} belongs to the cache namespace ` +
-          `${quote(job.namespace)}, not to this application's (${quote(this.options.namespace)}); ` +
+          `${quote(String(job.namespace))}, not to this application's (${quote(this.options.namespace)}); ` +
           `not applied. Give each application its own queue.`,
       );
     }
@@ -271,10 +301,38 @@ export class CacheInvalidator
     const batches: Array<readonly string[]> = [];
     for (let i = 0; i < tags.length; i += MAX_TAGS) batches.push(tags.slice(i, i + MAX_TAGS));
     await Promise.all([
-      this.stack.invalidate({ keys: job.keys, prefixes: job.prefixes, tags: batches[0] }),
-      ...batches.slice(1).map((batch) => this.stack.invalidate({ tags: batch })),
+      stack.invalidate({ keys: job.keys, prefixes: job.prefixes, tags: batches[0] }),
+      ...batches.slice(1).map((batch) => stack.invalidate({ tags: batch })),
     ]);
   };
+
+  /** The namespace of the cache named `cache` (`undefined`: the module's own). */
+  private namespaceOf(cache: string | undefined): string {
+    return namedStack(this.stack, cache)?.namespace ?? this.options.namespace;
+  }
+
+  /** The stack of this application whose namespace a job names (no namespace: the default). */
+  private stackOf(namespace: string | undefined): CacheStack | undefined {
+    if (namespace === undefined || namespace === this.options.namespace) return this.stack;
+    for (const stack of namedStacksOf(this.stack)?.values() ?? []) {
+      if (stack.namespace === namespace) return stack;
+    }
+    return undefined;
+  }
+
+  /** Fails startup when a rule or a cached function names a cache this application lacks. */
+  private validateCacheNames(
+    users: ReadonlyArray<{ readonly name: string; readonly cache: string | undefined }>,
+  ): void {
+    for (const { name, cache } of users) {
+      if (cache === undefined || namedStack(this.stack, cache)) continue;
+      const known = ['default', ...(namedStacksOf(this.stack)?.keys() ?? [])];
+      throw new CacheConfigError(
+        `Unknown cache '${cache}' (used by ${name}); configured caches: ${known.join(', ')}. ` +
+          `Add it to CacheModule's caches option, or fix the name.`,
+      );
+    }
+  }
 
   private get invalidationOptions(): CacheInvalidationOptions {
     return this.options.invalidation ?? {};

@@ -22,6 +22,10 @@ export interface InvalidationHost {
 export interface CachedFunctionState {
   readonly binding: InvalidationBinding | undefined;
   attached: InvalidationHost | undefined;
+  /** Its name in logs and errors. */
+  readonly name?: string;
+  /** The named cache it uses (`cache`); `undefined`: the module's own. */
+  readonly cache?: string;
 }
 
 // Applications whose CacheModule is running, in start order: the last one is the default host
@@ -61,6 +65,19 @@ export function cachedFunctionBindings(host: InvalidationHost): InvalidationBind
     if (state.binding && hostOf(state) === host) bindings.push(state.binding);
   }
   return bindings;
+}
+
+/** The cached functions whose host is `host` and that name a cache (`cache`). */
+export function namedCachedFunctions(
+  host: InvalidationHost,
+): Array<{ readonly name: string; readonly cache: string }> {
+  const found: Array<{ name: string; cache: string }> = [];
+  for (const state of functions) {
+    if (state.cache !== undefined && hostOf(state) === host) {
+      found.push({ name: state.name ?? 'anonymous', cache: state.cache });
+    }
+  }
+  return found;
 }
 
 /** Called by an application's invalidator when it starts. */

@@ -6,6 +6,8 @@ import { loadingCopy } from '../config/load-policy';
 import { describeError, describeValue, quote } from '../utils/describe-value';
 import { isThenable } from '../utils/thenable';
 import { recordCacheStatus } from '../runtime/cache-status';
+import { namedStack } from '../runtime/cache-binding';
+import { assertCacheName } from '../config/named-caches';
 import type { CacheStack, WrapResult } from '../core/cache-stack';
 import { KeyConstructor, type KeyFieldValues } from '../keys/key-constructor';
 import { parameterNames, withDefaults } from '../keys/key-resolver';
@@ -68,6 +70,12 @@ export interface CacheResultOptions<A extends unknown[], R> extends CacheLoading
   parameterNames?: readonly string[];
   /** Name used in logs and errors. @default the function's name */
   name?: string;
+  /**
+   * The named cache the results live in (a key of the module's `caches`); a name the running
+   * application does not configure fails its startup.
+   * @default the module's own cache (`'default'`)
+   */
+  cache?: string;
 }
 
 /**
@@ -155,7 +163,9 @@ export function cacheResult<A extends unknown[], R>(
       `cacheResult(${name}): invalid ttl ${describeValue(options.ttl)}; expected ${ttlIssue}, or a string of plain decimal digits.`,
     );
   }
-  const loading = checkLoading(name, options);
+  const { cache: cacheName, ...loadingOptions } = options;
+  if (cacheName !== undefined) assertCacheName(cacheName, `cacheResult(${name}, { cache })`);
+  const loading = checkLoading(name, loadingOptions);
   const writeOptions =
     options.jitter === undefined && options.grace === undefined
       ? ttl
@@ -189,8 +199,10 @@ export function cacheResult<A extends unknown[], R>(
   }
   const rules = options.invalidateOn ?? [];
   const state: CachedFunctionState = {
-    binding: rules.length > 0 ? createInvalidationBinding(name, key, rules) : undefined,
+    binding: rules.length > 0 ? createInvalidationBinding(name, key, rules, cacheName) : undefined,
     attached: undefined,
+    name,
+    cache: cacheName,
   };
   let warned = false;
 
@@ -216,11 +228,14 @@ export function cacheResult<A extends unknown[], R>(
     return rendered.length > 0 ? rendered : undefined;
   };
   const cacheOrWarn = (): CacheStack | undefined => {
-    const cache = hostOf(state)?.stack;
+    const host = hostOf(state)?.stack;
+    const cache = host && namedStack(host, cacheName);
     if (!cache && !warned) {
       warned = true;
       new CacheLogger().warn(
-        `cacheResult(${name}) was called before any CacheModule started; calling it uncached.`,
+        host
+          ? `cacheResult(${name}): its application has no cache ${quote(String(cacheName))}; calling it uncached.`
+          : `cacheResult(${name}) was called before any CacheModule started; calling it uncached.`,
       );
     }
     return cache;

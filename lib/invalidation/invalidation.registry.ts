@@ -25,6 +25,8 @@ export interface InvalidationBinding {
   readonly key: KeyConstructor | undefined;
   /** The rules. */
   readonly rules: readonly InvalidationRule[];
+  /** The named cache the entries live in (`cache: 'sessions'`); `undefined`: the module's own. */
+  readonly cache?: string;
 }
 
 type Constructor = abstract new (...args: never[]) => unknown;
@@ -42,6 +44,7 @@ export function createInvalidationBinding(
   owner: string,
   key: unknown,
   rules: readonly InvalidationRule[],
+  cache?: string,
 ): InvalidationBinding {
   const list: readonly unknown[] = rules;
   if (!isArray(list)) {
@@ -76,7 +79,12 @@ export function createInvalidationBinding(
       }
     }
   }
-  return Object.freeze({ owner, key: keyed, rules: Object.freeze([...rules]) });
+  return Object.freeze({
+    owner,
+    key: keyed,
+    rules: Object.freeze([...rules]),
+    ...(cache !== undefined && { cache }),
+  });
 }
 
 function isArray(value: unknown): boolean {
@@ -99,6 +107,7 @@ function isRule(value: unknown): value is InvalidationRule {
  * provides the class (as a provider or controller) then runs the rules when their events fire.
  *
  * @param target the class, or its prototype (what a method decorator receives)
+ * @param cache the named cache the method's entries live in (`undefined`: the module's own)
  * @example
  * ```ts
  * // inside a method decorator
@@ -110,10 +119,11 @@ export function registerInvalidation(
   propertyKey: string | symbol,
   key: unknown,
   rules: readonly InvalidationRule[],
+  cache?: string,
 ): void {
   const type = (typeof target === 'function' ? target : target.constructor) as Constructor;
   const owner = `${type.name || 'anonymous'}.${String(propertyKey)}`;
-  const binding = createInvalidationBinding(owner, key, rules);
+  const binding = createInvalidationBinding(owner, key, rules, cache);
   let methods = byClass.get(type);
   if (!methods) {
     methods = new Map();

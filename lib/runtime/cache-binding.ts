@@ -47,6 +47,41 @@ export function boundCache(instance: object): CacheStack | undefined {
   return undefined;
 }
 
+// The named caches (`caches`) of each application, by its default stack (what instances bind).
+const namedStacks = new WeakMap<CacheStack, ReadonlyMap<string, CacheStack>>();
+
+/** Records the named caches of the application whose module's own stack is `stack`. */
+export function registerNamedStacks(
+  stack: CacheStack,
+  named: ReadonlyMap<string, CacheStack>,
+): void {
+  if (named.size > 0) namedStacks.set(stack, named);
+}
+
+/** The named caches of the application whose module's own stack is `stack`, by name. */
+export function namedStacksOf(stack: CacheStack): ReadonlyMap<string, CacheStack> | undefined {
+  return namedStacks.get(stack);
+}
+
+/**
+ * The stack of the cache named `cache` in the application whose own stack is `stack`: `stack`
+ * itself for `undefined` (or `'default'`), `undefined` for a name it does not configure.
+ */
+export function namedStack(stack: CacheStack, cache: string | undefined): CacheStack | undefined {
+  if (cache === undefined || cache === 'default') return stack;
+  return namedStacks.get(stack)?.get(cache);
+}
+
+/**
+ * The stack serving `instance`'s operations on the cache named `cache` (`undefined`: the
+ * module's own): the one runtime lookup of decorated methods, bound as {@link boundCache} binds.
+ * `undefined` when the instance is not bound, or its application has no cache of that name.
+ */
+export function boundStack(instance: object, cache?: string): CacheStack | undefined {
+  const stack = boundCache(instance);
+  return stack && namedStack(stack, cache);
+}
+
 /** Registers an explorer that may bind late; returns the function that unregisters it. */
 export function registerLateBinder(binder: LateBinder): () => void {
   const ref = new WeakRef(binder);

@@ -1,6 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { defer, from, isObservable, lastValueFrom, Observable } from 'rxjs';
-import { boundCache } from './cache-binding';
+import { boundCache, namedStack } from './cache-binding';
+import { runBatch, type BatchSpec } from './batch-operation';
 import { headerFor, recordCacheStatus } from './cache-status';
 import { isResponse, writeStatusHeader, type StatusResponse } from './http-response';
 import type { CacheStack, WrapOptions, WrapResult, WrapStatus } from '../core/cache-stack';
@@ -24,6 +25,10 @@ export interface CacheableOperation {
   readonly loading?: Readonly<CacheLoadingOptions>;
   readonly condition?: CacheCondition;
   readonly unless?: CacheUnless;
+  /** The named cache it uses (`cache: 'sessions'`); `undefined`: the module's own. */
+  readonly cache?: string;
+  /** The batch form: the method takes a list of ids, each cached under its own key. */
+  readonly batch?: BatchSpec;
 }
 
 /** `@CachePut`: always run the method, then store its result. */
@@ -37,6 +42,8 @@ export interface CachePutOperation {
   readonly grace?: number;
   readonly condition?: CacheCondition;
   readonly unless?: CacheUnless;
+  /** The named cache it uses (`cache: 'sessions'`); `undefined`: the module's own. */
+  readonly cache?: string;
 }
 
 /** `@CacheEvict`: delete a key, a prefix, tags or the namespace, before or after the method. */
@@ -49,6 +56,8 @@ export interface CacheEvictOperation {
     | { readonly type: 'all' };
   readonly beforeInvocation: boolean;
   readonly condition?: CacheCondition;
+  /** The named cache it evicts from; `undefined`: the module's own. */
+  readonly cache?: string;
 }
 
 /** One decorator's behaviour, compiled when the decorator was applied. */
@@ -71,6 +80,8 @@ export interface CachedMethod extends MethodSignature {
   resultKind: 'observable' | 'promise' | 'unknown';
   /** Set once the "called before binding" warning was written. */
   warnedUnbound?: boolean;
+  /** Whether an operation names a cache (`cache: 'sessions'`). */
+  named?: boolean;
   /**
    * On a `@Cacheable` route handler: the position of the response object Nest passes after the
    * declared arguments, so the wrapper can write `X-Cache` itself (see `route-cache-status.ts`).
@@ -111,7 +122,7 @@ export function invokeCachedMethod(
     }
     return method.original.apply(instance, args);
   }
-  if (!cache.enabled) return method.original.apply(instance, args);
+  if (!cache.enabled && !method.named) return method.original.apply(instance, args);
   const self = instance as object;
   switch (method.resultKind) {
     case 'observable':
@@ -120,7 +131,9 @@ export function invokeCachedMethod(
       // would hide the request's X-Cache recorder).
       return defer(AsyncResource.bind(() => from(execute(cache, method, self, args, response))));
     case 'promise':
-      return method.operations.length === 1 && method.operations[0].kind === 'cacheable'
+      return method.operations.length === 1 &&
+        method.operations[0].kind === 'cacheable' &&
+        method.operations[0].batch === undefined
         ? cacheableOnly(cache, method, method.operations[0], self, args, response)
         : execute(cache, method, self, args, response);
     default:
@@ -142,6 +155,11 @@ function cacheableOnly(
   args: unknown[],
   response: StatusResponse | undefined,
 ): unknown {
+  if (op.cache !== undefined || !cache.enabled) {
+    const stack = stackOf(cache, op, method);
+    if (!stack) return execute(cache, method, instance, args, response);
+    cache = stack;
+  }
   const call: MethodCall = { instance, args, hasResult: false };
   const key =
     op.condition === undefined || applies(op, method, instance, args)
@@ -230,28 +248,52 @@ async function execute(
   args: unknown[],
   response?: StatusResponse,
 ): Promise<unknown> {
-  const active = method.operations.filter((op) => applies(op, method, instance, args));
+  // Each operation's cache: the instance's own, or the named one it gives (`cache`).
+  const stacks = new Map<CacheOperation, CacheStack>();
+  for (const op of method.operations) {
+    const stack = stackOf(cache, op, method);
+    if (stack) stacks.set(op, stack);
+  }
+  const active = method.operations.filter(
+    (op) => stacks.has(op) && applies(op, method, instance, args),
+  );
   const before: MethodCall = { instance, args, hasResult: false };
   // A hung backend must cost the caller one command timeout, not one per cache call (issue 10):
   // the cache calls of a phase run together, and once a backend call has failed while this call
-  // waited (the counter moved), it does not wait for the backend again.
-  const failures = cache.failures;
-  const healthy = (): boolean => cache.failures === failures;
+  // waited (a counter moved), it does not wait for the backend again.
+  const used = [...new Set(stacks.values())];
+  const failures = used.map((stack) => stack.failures);
+  const healthy = (): boolean => used.every((stack, i) => stack.failures === failures[i]);
+  const on = (op: CacheOperation): CacheStack => stacks.get(op) as CacheStack;
 
   const early = active.filter(
     (op): op is CacheEvictOperation => op.kind === 'evict' && op.beforeInvocation,
   );
-  if (early.length > 0) await Promise.all(early.map((op) => evict(cache, op, method, before)));
+  if (early.length > 0) await Promise.all(early.map((op) => evict(on(op), op, method, before)));
 
   const invoke = (): Promise<unknown> => settle(method, method.original.apply(instance, args));
   let result: unknown;
   const cacheable = active.find((op): op is CacheableOperation => op.kind === 'cacheable');
-  const key = cacheable && render(cacheable.key, method, before);
+  const batched =
+    cacheable?.batch === undefined
+      ? undefined
+      : await batch(on(cacheable), method, cacheable, cacheable.batch, instance, args);
+  const key =
+    cacheable && cacheable.batch === undefined ? render(cacheable.key, method, before) : undefined;
   const tags = key === undefined ? undefined : renderTags(cacheable?.tags, method, before);
-  if (cacheable && key !== undefined && tags !== null) {
+  if (batched) {
+    report(batched.loaded ? 'miss' : 'hit', response);
+    result = batched.value;
+  } else if (cacheable && key !== undefined && tags !== null) {
     const unless = vetoed(cacheable.unless, method, key);
     result = reported(
-      await cache.wrap(key, invoke, wrapOptionsOf(cacheable, unless, tags), healthy(), true),
+      await on(cacheable).wrap(
+        key,
+        invoke,
+        wrapOptionsOf(cacheable, unless, tags),
+        healthy(),
+        true,
+      ),
       response,
     );
   } else {
@@ -261,13 +303,58 @@ async function execute(
   const after: MethodCall = { instance, args, hasResult: true, result };
   // Issued in declaration order (puts, then evictions), so the backend applies them in order.
   const late: Array<Promise<void>> = [];
-  for (const op of active) if (op.kind === 'put') late.push(put(cache, op, method, after));
+  for (const op of active) if (op.kind === 'put') late.push(put(on(op), op, method, after));
   for (const op of active) {
-    if (op.kind === 'evict' && !op.beforeInvocation) late.push(evict(cache, op, method, after));
+    if (op.kind === 'evict' && !op.beforeInvocation) late.push(evict(on(op), op, method, after));
   }
   // Awaited while the backend answers, so the caller reads its own writes; each logs its failure.
   if (late.length > 0 && healthy()) await Promise.all(late);
   return result;
+}
+
+/**
+ * The stack `op` runs on: the instance's own, or the named cache it gives — `undefined` when
+ * that cache is switched off (`enabled: false`), or not configured in this application (logged:
+ * the explorer refuses such a name at startup, so this is a call that came before it ran).
+ */
+function stackOf(
+  cache: CacheStack,
+  op: CacheOperation,
+  method: CachedMethod,
+): CacheStack | undefined {
+  const stack = namedStack(cache, op.cache);
+  if (!stack) {
+    warn(
+      method,
+      'cache',
+      `its cache ${quote(String(op.cache))} is not configured in this application; running uncached`,
+    );
+    return undefined;
+  }
+  return stack.enabled ? stack : undefined;
+}
+
+/** A `@Cacheable({ batch })` call (see `batch-operation.ts`); `undefined`: run it uncached. */
+function batch(
+  cache: CacheStack,
+  method: CachedMethod,
+  op: CacheableOperation,
+  spec: BatchSpec,
+  instance: object,
+  args: unknown[],
+): Promise<{ value: unknown; loaded: boolean } | undefined> {
+  const unless = op.unless && vetoed(op.unless, method, `${method.className}.${method.methodName}`);
+  return runBatch({
+    cache,
+    name: `${method.className}.${method.methodName}`,
+    instance,
+    args,
+    spec,
+    key: (call) => render(op.key, method, call),
+    tags: (call) => renderTags(op.tags, method, call),
+    invoke: (ids) => settle(method, method.original.apply(instance, ids)),
+    options: { ...op.loading, ttl: op.ttl, unless },
+  });
 }
 
 /** Awaits the method's result; an Observable counts by its last value. */

@@ -1,4 +1,5 @@
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheAdapter, CacheAdapterEntry } from '../interfaces/cache-adapter.interface';
+import { deleteManyOf, getManyOf, setManyOf } from './bulk';
 import { UNAVAILABLE, type RemoteTier } from './remote-tier';
 import type { SharedEntry } from '../interfaces/entry-reader';
 import { L1, L2, type SourcedRead } from './sourced-read';
@@ -36,6 +37,39 @@ export class FailoverTier implements CacheAdapter {
     return { value, tier: L1 };
   }
 
+  /** The values of `keys`, in their order: {@link get} of each, in two bulk calls at most. */
+  async getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    return (await this.readMany(keys)).map((read) => read.value as T | undefined);
+  }
+
+  /**
+   * {@link read} of many keys, in their order: one bulk read of the remote tier, then one of the
+   * fallback for the keys it did not answer (missed, skipped, or failed — a partial failure of
+   * the remote store included). Never rejects for the remote tier's sake.
+   */
+  async readMany(keys: readonly string[]): Promise<SourcedRead[]> {
+    if (keys.length === 0) return [];
+    const remote = await this.remote.getMany(keys);
+    const answers = new Array<SourcedRead>(keys.length);
+    const rest: number[] = [];
+    remote.forEach((value, i) => {
+      if (value !== undefined) answers[i] = { value, tier: L2 };
+      else rest.push(i);
+    });
+    if (rest.length === 0) return answers;
+    const values = await getManyOf(
+      this.fallback,
+      rest.map((i) => keys[i]),
+    );
+    rest.forEach((index, j) => {
+      const value = values[j];
+      if (value === undefined) this.misses++;
+      else this.fallbackHits++;
+      answers[index] = { value, tier: L1 };
+    });
+    return answers;
+  }
+
   /**
    * `key`'s entry with the milliseconds it has left: the remote tier's, else the fallback's
    * (when it offers its TTLs); `undefined` on a miss.
@@ -59,6 +93,21 @@ export class FailoverTier implements CacheAdapter {
   async set(key: string, value: unknown, ttl: number): Promise<void> {
     await this.fallback.set(key, value, ttl);
     await this.remote.set(key, value, ttl);
+  }
+
+  /** {@link set} of every entry: the fallback first (all checked first), then the remote tier. */
+  async setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await setManyOf(this.fallback, entries);
+    await this.remote.setMany(entries);
+  }
+
+  /** Deletes every key from both tiers; resolves the larger of the two counts. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const inFallback = await deleteManyOf(this.fallback, keys);
+    const inRemote = await this.remote.deleteMany(keys);
+    return Math.max(inRemote, inFallback);
   }
 
   async delete(key: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 import { FAILOVER_DEFAULTS } from '../config/defaults';
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheAdapter, CacheAdapterEntry } from '../interfaces/cache-adapter.interface';
 import type { CacheFailoverOptions } from '../interfaces/cache-module-options.interface';
 import type { CircuitState, CircuitStateChange } from './circuit-breaker';
 import { FailoverTier } from './failover-tier';
@@ -132,6 +132,24 @@ export class FailoverCacheAdapter implements CacheAdapter {
   /** Writes the fallback, then the primary; a primary failure is logged, never thrown. */
   set(key: string, value: unknown, ttl: number): Promise<void> {
     return this.tier.set(key, value, ttl);
+  }
+
+  /**
+   * The values of `keys`, in their order: one bulk read of the primary, then one of the fallback
+   * for the keys the primary missed, skipped or failed to read. Never rejects for the primary.
+   */
+  getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    return this.tier.getMany<T>(keys);
+  }
+
+  /** Writes every entry to the fallback, then the primary; a primary failure is logged. */
+  setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    return this.tier.setMany(entries);
+  }
+
+  /** Deletes every key from both tiers; resolves the larger of the two counts. */
+  deleteMany(keys: readonly string[]): Promise<number> {
+    return this.tier.deleteMany(keys);
   }
 
   /** Deletes from both tiers; `true` if either had the key. */

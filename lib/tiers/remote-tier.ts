@@ -1,9 +1,11 @@
 import type { Logger } from '@nestjs/common';
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheAdapter, CacheAdapterEntry } from '../interfaces/cache-adapter.interface';
 import {
+  entriesReaderOf,
   entryReaderOf,
   entrySwapOf,
   entryUndoOf,
+  type EntriesRead,
   type EntryRead,
   type SharedEntry,
 } from '../interfaces/entry-reader';
@@ -15,6 +17,8 @@ import { keyLockOf, type KeyLock } from '../interfaces/key-lock';
 import { tagStoreOf, type TagStore } from '../interfaces/tag-store';
 import { CircuitBreaker, type CircuitState, type CircuitStateChange } from './circuit-breaker';
 import { OutageJournal, type OutageJournalSnapshot } from './outage-journal';
+import { deleteManyOf, getManyOf, setManyOf } from './bulk';
+import { CachePartialError } from '../utils/cache.errors';
 
 /** Tuning of a {@link RemoteTier}, in milliseconds. */
 export interface RemoteTierSettings {
@@ -84,6 +88,8 @@ export class RemoteTier {
   private readonly reconcileListeners = new Set<(reconciled: Reconciled) => void>();
   /** The store's entry read with its remaining TTL (`get` when it offers none). */
   private readonly readEntry: EntryRead;
+  /** The store's bulk entry read with the remaining TTLs (`getMany` when it offers none). */
+  private readonly readEntries: EntriesRead;
   private task: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -114,6 +120,22 @@ export class RemoteTier {
         store
           .get(key)
           .then((value) => (value === undefined ? undefined : { value, ttlMs: undefined })));
+    this.readEntries =
+      entriesReaderOf(store) ??
+      ((keys) =>
+        getManyOf(store, keys).then(
+          (values) => values.map(asEntry),
+          (error: unknown) => {
+            if (!(error instanceof CachePartialError)) throw error;
+            const partial = error as CachePartialError;
+            throw new CachePartialError(
+              partial.message,
+              partial.results.map(asEntry),
+              partial.failed,
+              partial.cause,
+            );
+          },
+        ));
   }
 
   /** The circuit state: `closed` (in use), `open` (skipped) or `half-open` (probing). */
@@ -170,6 +192,97 @@ export class RemoteTier {
       this.failed('GET', quote(key), 'falling back', error, epoch);
       return UNAVAILABLE;
     }
+  }
+
+  /**
+   * The store's values of `keys`, in their order (one bulk call of the store for the keys it may
+   * be asked for, through the timeout and the circuit); `undefined` for a key that misses, is
+   * skipped (circuit not closed, key not reconciled) or whose read failed (the caller's
+   * fallback answers, as with {@link get}). Never rejects.
+   */
+  async getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    const reads = await this.readMany(keys);
+    return reads.map((read) => (read === UNAVAILABLE ? undefined : (read?.value as T | undefined)));
+  }
+
+  /**
+   * {@link read} of many keys, in their order: each key's entry, `undefined` on a miss, or
+   * {@link UNAVAILABLE} when it was skipped or its read failed (a partial failure of the store
+   * — a Cluster node down — makes only the failed keys unavailable). Never rejects.
+   */
+  async readMany(
+    keys: readonly string[],
+  ): Promise<Array<SharedEntry | undefined | typeof UNAVAILABLE>> {
+    const answers = new Array<SharedEntry | undefined | typeof UNAVAILABLE>(keys.length);
+    const routed: number[] = [];
+    keys.forEach((key, i) => {
+      if (this.routes(key)) routed.push(i);
+      else answers[i] = UNAVAILABLE;
+    });
+    if (routed.length === 0) return answers;
+    const asked = routed.map((i) => keys[i]);
+    const epoch = this.breaker.epoch;
+    let entries: Array<SharedEntry | undefined>;
+    const failed = new Set<number>();
+    try {
+      entries = await this.timed(() => this.readEntries(asked));
+      this.breaker.recordSuccess(epoch);
+    } catch (error) {
+      const partial = error instanceof CachePartialError ? (error as CachePartialError) : undefined;
+      entries = partial
+        ? (partial.results as Array<SharedEntry | undefined>)
+        : asked.map(() => undefined);
+      if (partial) partial.failed.forEach((j) => failed.add(j));
+      else asked.forEach((_, j) => failed.add(j));
+      const target = partial ? `${failed.size} of ${asked.length} keys` : `${asked.length} keys`;
+      this.failed('GET', target, 'falling back', partial ? partial.cause : error, epoch);
+    }
+    routed.forEach((index, j) => {
+      if (failed.has(j)) {
+        answers[index] = UNAVAILABLE;
+        return;
+      }
+      const entry = entries[j];
+      if (entry !== undefined) this.counters.primaryHits++;
+      answers[index] = entry;
+    });
+    return answers;
+  }
+
+  /**
+   * Writes every entry (one bulk call of the store for the keys it may be written to); the keys
+   * skipped, or of a failed call, are journaled (untrusted until recovery), as {@link set} does.
+   */
+  async setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    const routed = entries.filter(({ key }) => {
+      if (this.routes(key)) return true;
+      this.journal.recordKey(key);
+      return false;
+    });
+    if (routed.length === 0) return;
+    await this.writeMany(
+      'SET',
+      routed.map(({ key }) => key),
+      () => setManyOf(this.store, routed),
+    );
+  }
+
+  /**
+   * Deletes every key (one bulk call of the store); resolves how many the store had. The keys
+   * skipped, or of a failed call, are journaled, as {@link delete} does.
+   */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    const routed = keys.filter((key) => {
+      if (this.routes(key)) return true;
+      this.journal.recordKey(key);
+      return false;
+    });
+    if (routed.length === 0) return 0;
+    let existed = 0;
+    await this.writeMany('DELETE', routed, async () => {
+      existed = await deleteManyOf(this.store, routed);
+    });
+    return existed;
   }
 
   /**
@@ -457,6 +570,23 @@ export class RemoteTier {
     }
   }
 
+  /** {@link write} of many keys in one call: a failure journals every one of them. */
+  private async writeMany(
+    operation: string,
+    keys: readonly string[],
+    write: () => Promise<void>,
+  ): Promise<void> {
+    const epoch = this.breaker.epoch;
+    try {
+      await this.track(this.timed(write));
+      this.breaker.recordSuccess(epoch);
+    } catch (error) {
+      keys.forEach((key) => this.journal.recordKey(key));
+      const target = keys.length === 1 ? quote(keys[0]) : `${keys.length} keys`;
+      this.failed(operation, target, 'using fallback only', error, epoch);
+    }
+  }
+
   private track<T>(promise: Promise<T>): Promise<T> {
     const settled = promise.then(
       () => undefined,
@@ -624,6 +754,10 @@ export class RemoteTier {
     }
     this.schedule();
   }
+}
+
+function asEntry(value: unknown): SharedEntry | undefined {
+  return value === undefined ? undefined : { value, ttlMs: undefined };
 }
 
 function describe(error: unknown): string {

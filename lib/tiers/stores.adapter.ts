@@ -1,5 +1,7 @@
 import { Logger } from '@nestjs/common';
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheAdapter, CacheAdapterEntry } from '../interfaces/cache-adapter.interface';
+import { CachePartialError } from '../utils/cache.errors';
+import { deleteManyOf, getManyOf, partialError, setManyOf } from './bulk';
 import { CacheConfigError } from '../utils/cache.errors';
 import { describeError, quote } from '../utils/describe-value';
 import { CACHE_LOGGER_CONTEXT, RateLimitedLogger } from '../utils/rate-limited-logger';
@@ -75,6 +77,73 @@ export class StoresCacheAdapter implements CacheAdapter {
   async delete(key: string): Promise<boolean> {
     const results = await this.all('DELETE', quote(key), (store) => store.delete(key));
     return results.some((existed) => existed === true);
+  }
+
+  /**
+   * The values of `keys`, in their order: the stores asked in order, each once (in bulk) for the
+   * keys the earlier ones did not answer; a store that fails (for some keys or all) is logged and
+   * the next one asked for those keys. Rejects when every store failed for every key, with
+   * `CachePartialError` when every store failed for some keys only.
+   */
+  async getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    const results = new Array<T | undefined>(keys.length).fill(undefined);
+    let pending = keys.map((_, i) => i);
+    const failedEverywhere = new Set<number>(pending);
+    let firstError: unknown;
+    for (let s = 0; s < this.stores.length && pending.length > 0; s++) {
+      let values: Array<T | undefined>;
+      let failed: readonly number[] = [];
+      try {
+        values = await getManyOf<T>(
+          this.stores[s],
+          pending.map((i) => keys[i]),
+        );
+      } catch (error) {
+        firstError ??= error instanceof CachePartialError ? error.cause : error;
+        this.failed(s, 'GET', `${pending.length} keys`, error);
+        if (error instanceof CachePartialError) {
+          values = (error as CachePartialError<T>).results;
+          failed = error.failed;
+        } else {
+          values = [];
+          failed = pending.map((_, j) => j);
+        }
+      }
+      const failedHere = new Set(failed);
+      const next: number[] = [];
+      pending.forEach((index, j) => {
+        if (failedHere.has(j)) {
+          next.push(index);
+          return;
+        }
+        failedEverywhere.delete(index);
+        if (values[j] === undefined) next.push(index);
+        else results[index] = values[j];
+      });
+      pending = next;
+    }
+    if (failedEverywhere.size === 0) return results;
+    if (failedEverywhere.size === keys.length) throw asError(firstError);
+    throw partialError(
+      results,
+      [...failedEverywhere].sort((a, b) => a - b),
+      firstError,
+    );
+  }
+
+  /** See {@link CacheAdapter.setMany}: written to every store, as {@link set}. */
+  async setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.all('SET', `${entries.length} keys`, (store) => setManyOf(store, entries));
+  }
+
+  /** See {@link CacheAdapter.deleteMany}: every store; resolves the largest count. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const counts = await this.all('DELETE', `${keys.length} keys`, (store) =>
+      deleteManyOf(store, keys),
+    );
+    return counts.reduce<number>((max, n) => (typeof n === 'number' && n > max ? n : max), 0);
   }
 
   /** See {@link CacheAdapter.clear}. */

@@ -1,6 +1,9 @@
 import type { BusMessage, BusState, CacheBus } from '../bus/cache-bus';
-import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
+import type { CacheAdapter, CacheAdapterEntry } from '../interfaces/cache-adapter.interface';
+import { CachePartialError } from '../utils/cache.errors';
+import { deleteManyOf, getManyOf, partialError, setManyOf } from './bulk';
 import {
+  entriesReaderOf,
   entryReaderOf,
   entrySwapOf,
   entryUndoOf,
@@ -22,6 +25,16 @@ import { L1, L2, type SourcedRead } from './sourced-read';
  */
 export interface SharedTier {
   read(key: string): Promise<SharedEntry | undefined | typeof UNAVAILABLE>;
+  /**
+   * {@link read} of many keys, in their order, in one bulk call. A plain store that fails for
+   * some keys only rejects with `CachePartialError` (results: entries); the failover tier
+   * answers {@link UNAVAILABLE} for those keys instead.
+   */
+  readMany(keys: readonly string[]): Promise<Array<SharedEntry | undefined | typeof UNAVAILABLE>>;
+  /** Writes every entry (values already checked), in one bulk call. */
+  writeMany(entries: readonly CacheAdapterEntry[]): Promise<void>;
+  /** Deletes every key in one bulk call; how many it had (`0` too when it could not tell). */
+  deleteMany(keys: readonly string[]): Promise<number>;
   /**
    * Writes the entry; with `ifAbsent`, only if the key holds nothing. Resolves `false` when it
    * did not write because the key held something (the L1 must not keep this value then).
@@ -64,9 +77,23 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
       store
         .get(key)
         .then((value) => (value === undefined ? undefined : { value, ttlMs: undefined })));
+  const readMany =
+    entriesReaderOf(store) ??
+    ((keys: readonly string[]) =>
+      getManyOf(store, keys).then(
+        (values) => values.map(asEntry),
+        (error: unknown) => {
+          if (!(error instanceof CachePartialError)) throw error;
+          const partial = error as CachePartialError;
+          throw partialError(partial.results.map(asEntry), partial.failed, partial.cause);
+        },
+      ));
   // The store is the CacheAdapter provider: Nest starts and stops it.
   return {
     read,
+    readMany,
+    writeMany: (entries) => setManyOf(store, entries),
+    deleteMany: (keys) => deleteManyOf(store, keys),
     write: write
       ? (key, value, ttl, ifAbsent) =>
           write(key, value, ttl, ifAbsent).then((reply) => reply !== null)
@@ -87,6 +114,9 @@ export function plainShared(store: CacheAdapter, write?: StoredWrite): SharedTie
 export function failoverShared(remote: RemoteTier): SharedTier {
   return {
     read: (key) => remote.read(key),
+    readMany: (keys) => remote.readMany(keys),
+    writeMany: (entries) => remote.setMany(entries),
+    deleteMany: (keys) => remote.deleteMany(keys),
     write: (key, value, ttl, ifAbsent) => remote.set(key, value, ttl, ifAbsent),
     delete: (key) => remote.delete(key),
     deleteIfHolds: (key, value) => remote.deleteIfHolds(key, value),
@@ -97,6 +127,10 @@ export function failoverShared(remote: RemoteTier): SharedTier {
     tagStore: remote.tagStore,
     swapIfHolds: (key, expected, next, ttl) => remote.swapIfHolds(key, expected, next, ttl),
   };
+}
+
+function asEntry(value: unknown): SharedEntry | undefined {
+  return value === undefined ? undefined : { value, ttlMs: undefined };
 }
 
 /** Why an L1 fill must not happen: the entry changed here, or elsewhere, while it was read. */
@@ -350,6 +384,89 @@ export class TwoTier implements CacheAdapter {
     }
   }
 
+  /** The values of `keys`, in their order: {@link getMany} without the tiers. */
+  async getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    try {
+      return (await this.readMany(keys)).map((read) => read.value as T | undefined);
+    } catch (error) {
+      if (!(error instanceof CachePartialError)) throw error;
+      const partial = error as CachePartialError<SourcedRead>;
+      throw partialError(
+        partial.results.map((read) => read?.value as T | undefined),
+        partial.failed,
+        partial.cause,
+      );
+    }
+  }
+
+  /**
+   * {@link read} of many keys, in their order: the L1 answers the keys it holds (when it may be
+   * trusted, as for {@link read}) without touching the shared tier; the others are read in one
+   * bulk call of the shared tier, and its hits fill the L1 under the same fill guard as a
+   * single read. A plain shared tier that fails for some keys only: the others are answered
+   * (and filled), then the call rejects with `CachePartialError` (results: these reads,
+   * `undefined` for the failed keys); one that fails for all rejects with its error.
+   */
+  async readMany(keys: readonly string[]): Promise<SourcedRead[]> {
+    const answers = new Array<SourcedRead>(keys.length);
+    // The keys the L1 does not answer, each once, with the indexes that asked for it.
+    const wanted = new Map<string, number[]>();
+    const trusted = this.trusted();
+    keys.forEach((key, i) => {
+      const cached = trusted ? this.l1.get(key) : undefined;
+      if (cached !== undefined) {
+        answers[i] = { value: cached, tier: L1 };
+        return;
+      }
+      const indexes = wanted.get(key);
+      if (indexes) indexes.push(i);
+      else wanted.set(key, [i]);
+    });
+    if (wanted.size === 0) return answers;
+    const asked = [...wanted.keys()];
+    const tickets = asked.map((key) => this.guard.begin(key));
+    let reads: Array<SharedEntry | undefined | typeof UNAVAILABLE>;
+    let partial: CachePartialError | undefined;
+    try {
+      try {
+        reads = await this.shared.readMany(asked);
+      } catch (error) {
+        if (!(error instanceof CachePartialError)) throw error;
+        partial = error as CachePartialError;
+        reads = partial.results as Array<SharedEntry | undefined>;
+      }
+      const failed = new Set(partial?.failed);
+      asked.forEach((key, j) => {
+        const indexes = wanted.get(key) as number[];
+        let answer: SourcedRead | undefined;
+        const read = reads[j];
+        if (failed.has(j)) {
+          answer = undefined;
+        } else if (read === UNAVAILABLE) {
+          // The shared tier is down (failover): the L1, which is its fallback, answers.
+          answer = { value: this.l1.get(key), tier: L1 };
+        } else if (read === undefined) {
+          // The shared tier says it is gone: an L1 copy must not outlive it.
+          if (!tickets[j].stale) this.l1.drop(key);
+          answer = { value: undefined, tier: L2 };
+        } else {
+          if (!tickets[j].stale) this.fill(key, read.value, read.ttlMs);
+          answer = { value: read.value, tier: L2 };
+        }
+        for (const index of indexes) answers[index] = answer as SourcedRead;
+      });
+    } finally {
+      tickets.forEach((ticket) => this.guard.end(ticket));
+    }
+    if (partial === undefined) return answers;
+    const failedIndexes = partial.failed.flatMap((j) => wanted.get(asked[j]) as number[]);
+    throw partialError<SourcedRead>(
+      answers,
+      failedIndexes.sort((a, b) => a - b),
+      partial.cause,
+    );
+  }
+
   /**
    * `key`'s entry with the milliseconds it has left, from the shared tier (the L1 while the
    * shared tier is down under failover); `undefined` on a miss.
@@ -408,6 +525,15 @@ export class TwoTier implements CacheAdapter {
     } finally {
       this.guard.end(ticket);
     }
+    if (!written && ifAbsent && ticket.stale === false) {
+      // Refused: the key holds something. Another instance's value wins; but data this cache
+      // cannot read (corrupt, another Redis type) would make every read miss until it expires,
+      // so a load replaces it — unless the key changed meanwhile.
+      const held = await this.shared.read(key).catch(() => UNAVAILABLE);
+      if (held === undefined && ticket.stale === false) {
+        return this.write(key, value, ttl, derived, false);
+      }
+    }
     if (!written) return;
     if (ticket.stale === false) {
       this.fill(key, value, ttl > 0 ? ttl * 1000 - (Date.now() - started) : undefined);
@@ -417,6 +543,65 @@ export class TwoTier implements CacheAdapter {
       if (derived && ticket.stale === 'remote') await this.undoLoad(key, value);
     }
     if (!early) this.publish({ keys: [key] });
+  }
+
+  /**
+   * {@link set} of every entry (last writer wins), the values in their stored form (the stack
+   * checked them, as for {@link set}): one bulk write of L2, then the L1, then one bus message
+   * for all the keys. Rejects when a plain shared tier fails (the L1 copies
+   * are dropped, as {@link write} does).
+   */
+  async setMany(entries: readonly CacheAdapterEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const stored = entries;
+    const keys = [...new Set(stored.map(({ key }) => key))];
+    const started = Date.now();
+    const tickets = keys.map((key) => {
+      // As in `write`: reads in flight are older, and earlier loads are superseded.
+      this.guard.key(key, 'local');
+      this.recentLoads.takeKey(key);
+      return this.guard.begin(key);
+    });
+    const stale = new Map<string, boolean>();
+    const early = this.bus?.ordered === true;
+    try {
+      const writing = this.shared.writeMany(stored);
+      if (early) this.publish({ keys });
+      await writing;
+    } catch (error) {
+      keys.forEach((key) => this.l1.drop(key));
+      if (!early) this.publish({ keys });
+      throw error;
+    } finally {
+      tickets.forEach((ticket) => {
+        stale.set(ticket.key, ticket.stale !== false);
+        this.guard.end(ticket);
+      });
+    }
+    const elapsed = Date.now() - started;
+    for (const { key, value, ttl } of stored) {
+      if (stale.get(key)) this.l1.drop(key);
+      else this.fill(key, value, ttl > 0 ? ttl * 1000 - elapsed : undefined);
+    }
+    if (!early) this.publish({ keys });
+  }
+
+  /**
+   * {@link delete} of every key: the L1 copies dropped before and after one bulk delete of L2,
+   * one bus message for all. Resolves how many existed (the larger of the L2 count and the
+   * number of keys the L1 held).
+   */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const distinct = [...new Set(keys)];
+    const inL1 = distinct.filter((key) => this.l1.get(key) !== undefined).length;
+    distinct.forEach((key) => this.invalidateKey(key));
+    try {
+      return Math.max(await this.shared.deleteMany(distinct), inL1);
+    } finally {
+      distinct.forEach((key) => this.invalidateKey(key));
+      this.publish({ keys: distinct });
+    }
   }
 
   /**

@@ -64,3 +64,25 @@ export class CacheLoaderTimeoutError extends CacheError {
     );
   }
 }
+
+/**
+ * A bulk read (`getMany`) that failed for some of its keys only (a Cluster node down, a slot
+ * moving): `results` holds what was read, in the order of the keys, `undefined` at each index of
+ * `failed`. A failure of every key rejects with the plain error instead. Caught by the cache,
+ * which answers the failed keys as misses.
+ *
+ * @internal
+ */
+export class CachePartialError<T = unknown> extends CacheError {
+  constructor(
+    message: string,
+    /** What was read, in the order of the keys; `undefined` for a miss or a failed key. */
+    readonly results: Array<T | undefined>,
+    /** The indexes (into the keys) whose read failed. */
+    readonly failed: readonly number[],
+    /** The first failure. */
+    override readonly cause: unknown,
+  ) {
+    super(message, { cause });
+  }
+}

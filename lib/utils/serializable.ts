@@ -115,11 +115,14 @@ function isPlainObject(value: object, depth: number): boolean {
 
 const MAX_FAST_DEPTH = 64;
 
+/** A step of a path: a property, an index, or text written as it is (`<Map key #0>`). */
+type Step = string | number | { readonly raw: string };
+
 /** Where the walk is: for messages (the path) and cycle detection (the open objects). */
 interface Walk {
   readonly key: string;
   /** Property names and indices from the root to the value being walked. */
-  readonly path: Array<string | number>;
+  readonly path: Step[];
   /** The objects being walked, root first; `ancestors[i]` sits at `path.slice(0, i)`. */
   readonly ancestors: object[];
 }
@@ -311,17 +314,19 @@ function run<R>(walk: Walk, what: string, call: () => R): R {
 }
 
 /** Throws the rejection; `problem` follows the path (" is a function", ": reading it threw"). */
-function fail(walk: Walk, problem: string): never {
+function fail(walk: Walk, problem: string, rule = JSON_RULE): never {
   throw new CacheSerializationError(
     `Cannot cache the value for key ${quote(walk.key)}: ${formatPath(walk.path)}${problem}. ` +
-      `Cache values must be JSON data (objects, arrays, strings, finite numbers, booleans, ` +
-      `null; see "What a cached value becomes" in the README); the previous entry, if any, ` +
-      `was left unchanged.`,
+      `${rule}; the previous entry, if any, was left unchanged.`,
   );
 }
 
+const JSON_RULE =
+  `Cache values must be JSON data (objects, arrays, strings, finite numbers, booleans, ` +
+  `null; see "What a cached value becomes" in the README)`;
+
 /** `value.a[0]["b c"]`; a long path keeps its first and last steps. */
-function formatPath(path: ReadonlyArray<string | number>): string {
+function formatPath(path: readonly Step[]): string {
   if (path.length <= 2 * PATH_ENDS) return 'value' + path.map(formatStep).join('');
   return (
     'value' +
@@ -331,11 +336,247 @@ function formatPath(path: ReadonlyArray<string | number>): string {
   );
 }
 
-function formatStep(step: string | number): string {
+function formatStep(step: Step): string {
   if (typeof step === 'number') return `[${step}]`;
+  if (typeof step === 'object') return step.raw;
   return IDENTIFIER.test(step) ? `.${step}` : `[${quote(step)}]`;
 }
 
 const PATH_ENDS = 5;
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * {@link toStorable} for `serializer: 'rich'`: checks that `value` can be cached and returns
+ * what to store, `value` itself when it is plain JSON data, else its rich form — a fresh value
+ * built as the rich serializer reads it back, so memory returns what Redis returns:
+ *
+ * - kept, as copies: `Date` (invalid ones too), `Map` and `Set` (keys and items in order),
+ *   `BigInt`, `Buffer` (a Buffer), typed arrays (their own type, a copy of their bytes only),
+ *   `ArrayBuffer`, `DataView`, `RegExp` (source and flags), `URL`, `URLSearchParams`,
+ *   `undefined` in objects and arrays, array holes, `-0`, `NaN`, `±Infinity`, and circular
+ *   or repeated references (the same object twice reads back as one object twice);
+ * - converted as JSON does: `toJSON()` applied (on anything but the types above), boxed
+ *   primitives unboxed, any other object (a class instance, a null-prototype object) reduced
+ *   to a plain object of its own enumerable string-keyed properties;
+ * - rejected with {@link CacheSerializationError} naming where: `undefined` as the whole value
+ *   (a miss reads so), functions, symbols, an own `__proto__` property, `Promise`, `Error`,
+ *   `WeakMap`, `WeakSet`, `WeakRef`, `SharedArrayBuffer`, iterators, nesting deeper than
+ *   {@link MAX_VALUE_DEPTH}, and a getter or `toJSON` that throws.
+ *
+ * @internal
+ */
+export function toRichStorable(value: unknown, key: string): unknown {
+  try {
+    // An own "__proto__" property, which the rich format refuses, sends the value to the walk.
+    if (isPlain(value) && !hasProtoKey(value, 0)) return value;
+  } catch {
+    // A getter threw: the walk below reads it again and says where.
+  }
+  const walk: RichWalk = { key, path: [], ancestors: [], seen: new Map() };
+  try {
+    if (value === undefined) {
+      return fail(walk, ` is undefined${undefinedConsequence(walk)}`, RICH_RULE);
+    }
+    return richForm(value, '', walk, 0);
+  } catch (error) {
+    if (error instanceof CacheSerializationError) throw error;
+    return fail(walk, `: inspecting it threw ${describeError(error)}`, RICH_RULE);
+  }
+}
+
+/** `true` when plain JSON data holds an own `"__proto__"` property (JSON.parse makes them). */
+function hasProtoKey(value: unknown, depth: number): boolean {
+  if (typeof value !== 'object' || value === null || depth > MAX_FAST_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (const item of value as unknown[]) if (hasProtoKey(item, depth + 1)) return true;
+    return false;
+  }
+  for (const prop in value) {
+    if (prop === '__proto__') return true;
+    if (hasProtoKey((value as Record<string, unknown>)[prop], depth + 1)) return true;
+  }
+  return false;
+}
+
+const RICH_RULE =
+  `With serializer 'rich', cache values may hold JSON data, Date, Map, Set, BigInt, Buffer, ` +
+  `typed arrays, undefined, NaN and ±Infinity (see "Rich values" in the README)`;
+
+interface RichWalk extends Walk {
+  /** Objects already converted, with their form: repeated and circular references stay so. */
+  readonly seen: Map<object, unknown>;
+}
+
+type TypedArrayConstructor = new (source: ArrayLike<number> & ArrayLike<bigint>) => object;
+
+function richForm(value: unknown, name: string, walk: RichWalk, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'number':
+    case 'bigint':
+    case 'undefined':
+      return value;
+    case 'function':
+      return fail(walk, ' is a function', RICH_RULE);
+    case 'symbol':
+      return fail(walk, ' is a symbol', RICH_RULE);
+    default:
+      return value === null ? null : richObject(value as object, name, walk, depth + 1);
+  }
+}
+
+function richObject(value: object, name: string, walk: RichWalk, depth: number): unknown {
+  const { seen } = walk;
+  if (seen.has(value)) return seen.get(value);
+  if (depth > MAX_VALUE_DEPTH) {
+    fail(
+      walk,
+      ` is nested deeper than ${MAX_VALUE_DEPTH} levels, the most a cached value may have`,
+      RICH_RULE,
+    );
+  }
+  const builtin = richBuiltin(value, walk, depth);
+  if (builtin !== NOT_BUILTIN) {
+    seen.set(value, builtin);
+    return builtin;
+  }
+  if (!Array.isArray(value)) {
+    const holder = value;
+    const toJSON = run(walk, 'reading its toJSON', () => (holder as { toJSON?: unknown }).toJSON);
+    if (typeof toJSON === 'function') {
+      const converted = run(walk, 'its toJSON()', () =>
+        (toJSON as (key: string) => unknown).call(holder, name),
+      );
+      if (converted === undefined) return fail(walk, '.toJSON() returned undefined', RICH_RULE);
+      const form =
+        converted === value
+          ? richFields(value, walk, depth)
+          : richForm(converted, name, walk, depth - 1);
+      seen.set(value, form);
+      return form;
+    }
+  }
+  return richFields(value, walk, depth);
+}
+
+/** An array or an object with fields: copied item by item, holes and `undefined` kept. */
+function richFields(value: object, walk: RichWalk, depth: number): unknown {
+  const { path, ancestors, seen } = walk;
+  ancestors.push(value);
+  if (Array.isArray(value)) {
+    const items: readonly unknown[] = value;
+    const length = run(walk, 'reading its length', () => items.length);
+    const out: unknown[] = new Array<unknown>(length);
+    seen.set(value, out);
+    for (let i = 0; i < length; i++) {
+      path.push(i);
+      const item = run(walk, 'reading it', () => items[i]);
+      if (item !== undefined || run(walk, 'reading it', () => i in items)) {
+        out[i] = richForm(item, String(i), walk, depth);
+      }
+      path.pop();
+    }
+    ancestors.pop();
+    return out;
+  }
+  const record = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  seen.set(value, out);
+  for (const prop of run(walk, 'listing its properties', () => Object.keys(record))) {
+    path.push(prop);
+    if (prop === '__proto__') {
+      fail(walk, ' is an own "__proto__" property, which the rich format refuses', RICH_RULE);
+    }
+    const item = run(walk, 'reading it', () => record[prop]);
+    out[prop] = richForm(item, prop, walk, depth);
+    path.pop();
+  }
+  ancestors.pop();
+  return out;
+}
+
+const NOT_BUILTIN = Symbol('not built-in');
+
+/**
+ * The copy the rich format reads back for a built-in it stores (Date, Map, binary, ...), or
+ * {@link NOT_BUILTIN}; rejects the built-ins it cannot store.
+ */
+function richBuiltin(value: object, walk: RichWalk, depth: number): unknown {
+  if (types.isDate(value)) return new Date(Date.prototype.getTime.call(value));
+  if (types.isMap(value)) return richMap(value, walk, depth);
+  if (types.isSet(value)) return richSet(value, walk, depth);
+  if (Buffer.isBuffer(value)) return Buffer.from(value);
+  if (types.isTypedArray(value)) {
+    const ctor = (globalThis as unknown as Record<string, TypedArrayConstructor>)[
+      Object.prototype.toString.call(value).slice(8, -1)
+    ];
+    return new ctor(value as unknown as ArrayLike<number> & ArrayLike<bigint>);
+  }
+  if (types.isArrayBuffer(value)) return value.slice(0);
+  if (types.isDataView(value)) {
+    const view = value;
+    return new DataView(
+      view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer,
+    );
+  }
+  if (types.isRegExp(value)) {
+    const pattern = value;
+    return new RegExp(pattern.source, pattern.flags);
+  }
+  if (value instanceof URL) return new URL(value.href);
+  if (value instanceof URLSearchParams) return new URLSearchParams(value.toString());
+  if (types.isBoxedPrimitive(value) && !types.isSymbolObject(value)) return unbox(value, walk);
+  if (types.isPromise(value)) return fail(walk, ' is a Promise (await it first)', RICH_RULE);
+  if (types.isNativeError(value) || value instanceof Error) {
+    return fail(walk, ' is an Error (store the fields you need, such as its message)', RICH_RULE);
+  }
+  if (types.isMapIterator(value) || types.isSetIterator(value) || types.isGeneratorObject(value)) {
+    return fail(walk, ' is an iterator (collect it into an array first)', RICH_RULE);
+  }
+  if (
+    types.isWeakMap(value) ||
+    types.isWeakSet(value) ||
+    value instanceof WeakRef ||
+    value instanceof FinalizationRegistry ||
+    types.isSymbolObject(value) ||
+    types.isSharedArrayBuffer(value)
+  ) {
+    return fail(walk, ` is ${builtinName(value)}, which cannot be stored`, RICH_RULE);
+  }
+  return NOT_BUILTIN;
+}
+
+function richMap(map: Map<unknown, unknown>, walk: RichWalk, depth: number): Map<unknown, unknown> {
+  const out = new Map<unknown, unknown>();
+  walk.seen.set(map, out);
+  walk.ancestors.push(map);
+  let index = 0;
+  for (const [key, item] of run(walk, 'listing its entries', () => [...map])) {
+    walk.path.push({ raw: `<Map key #${index}>` });
+    const keyForm = richForm(key, '', walk, depth);
+    walk.path.pop();
+    walk.path.push({ raw: `<Map value #${index}>` });
+    out.set(keyForm, richForm(item, '', walk, depth));
+    walk.path.pop();
+    index++;
+  }
+  walk.ancestors.pop();
+  return out;
+}
+
+function richSet(set: Set<unknown>, walk: RichWalk, depth: number): Set<unknown> {
+  const out = new Set<unknown>();
+  walk.seen.set(set, out);
+  walk.ancestors.push(set);
+  let index = 0;
+  for (const item of run(walk, 'listing its items', () => [...set])) {
+    walk.path.push({ raw: `<Set item #${index}>` });
+    out.add(richForm(item, '', walk, depth));
+    walk.path.pop();
+    index++;
+  }
+  walk.ancestors.pop();
+  return out;
+}

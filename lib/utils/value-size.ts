@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { MAX_VALUE_DEPTH } from './serializable';
 
 // The size the byte bounds (`memory.maxSize`, `l1.maxSize`) count: the length of the value's
@@ -104,4 +105,102 @@ function numberChars(value: number): number {
   let digits = 1;
   for (let bound = 10; magnitude >= bound && digits < 21; bound *= 10) digits++;
   return chars + digits;
+}
+
+/** What a Date, URL or other fixed-size built-in counts in {@link estimateRichSize}. */
+const BUILTIN_CHARS = 32;
+
+/**
+ * {@link estimateSize} for values in their rich form (`serializer: 'rich'` or a serializer of
+ * the application's): JSON data counts as there, and `Date`, `Map`, `Set`, `BigInt`, binary
+ * data (its bytes in base64), `RegExp`, `URL`, `undefined` and non-finite numbers count about
+ * what the rich format writes for them. An object met again (a repeated or circular
+ * reference) counts 2, so every value's count ends and stays bounded by its real size.
+ *
+ * @internal
+ */
+export function estimateRichSize(value: unknown): number {
+  const count = { chars: 0, seen: new Set<object>() };
+  try {
+    walkRich(value, count, 0);
+  } catch {
+    // A getter or proxy trap threw: keep what was counted.
+  }
+  return Math.max(1, count.chars);
+}
+
+function walkRich(
+  value: unknown,
+  count: { chars: number; seen: Set<object> },
+  depth: number,
+): void {
+  switch (typeof value) {
+    case 'string':
+      count.chars += value.length + 2;
+      return;
+    case 'number':
+      count.chars += numberChars(value);
+      return;
+    case 'boolean':
+      count.chars += value ? 4 : 5;
+      return;
+    case 'bigint':
+      // ["BigInt","digits"]
+      count.chars += value.toString(16).length + 14;
+      return;
+    case 'undefined':
+      count.chars += 2;
+      return;
+    case 'object':
+      break;
+    default:
+      count.chars += OPAQUE_CHARS;
+      return;
+  }
+  if (value === null) {
+    count.chars += 4;
+    return;
+  }
+  if (count.seen.has(value) || depth >= MAX_VALUE_DEPTH) {
+    count.chars += EMPTY_CHARS;
+    return;
+  }
+  count.seen.add(value);
+  if (Array.isArray(value)) {
+    const items: readonly unknown[] = value;
+    count.chars += items.length > 0 ? items.length + 1 : 2;
+    for (let i = 0; i < items.length; i++) walkRich(items[i], count, depth + 1);
+  } else if (types.isMap(value)) {
+    count.chars += 8;
+    for (const [key, item] of value) {
+      count.chars += 2;
+      walkRich(key, count, depth + 1);
+      walkRich(item, count, depth + 1);
+    }
+  } else if (types.isSet(value)) {
+    count.chars += 8;
+    for (const item of value) {
+      count.chars += 1;
+      walkRich(item, count, depth + 1);
+    }
+  } else if (ArrayBuffer.isView(value) || types.isAnyArrayBuffer(value)) {
+    // base64 of the bytes, plus the type's tag.
+    count.chars += Math.ceil((value as ArrayBufferLike).byteLength / 3) * 4 + BUILTIN_CHARS;
+  } else if (types.isRegExp(value)) {
+    count.chars += value.source.length + BUILTIN_CHARS;
+  } else if (value instanceof URL) {
+    count.chars += value.href.length + BUILTIN_CHARS;
+  } else if (types.isDate(value) || types.isBoxedPrimitive(value)) {
+    count.chars += BUILTIN_CHARS;
+  } else {
+    let fields = 0;
+    const record = value as Record<string, unknown>;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      count.chars += key.length + 4;
+      fields++;
+      walkRich(record[key], count, depth + 1);
+    }
+    count.chars += fields > 0 ? 1 : 2;
+  }
 }

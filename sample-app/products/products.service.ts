@@ -1,6 +1,6 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 // The sample app imports the library from source; an application imports 'nestjs-cachekit'.
-import { CacheEvict, CachePut, Cacheable } from '../../lib';
+import { CacheEvict, CachePut, CacheService, Cacheable } from '../../lib';
 import type { Product } from './product';
 
 const PRODUCT_TTL = 900; // 15 minutes
@@ -28,10 +28,44 @@ export class ProductsService {
   /** How many times the "database" was read, so the cache's effect is visible. */
   dbReads = 0;
 
+  constructor(private readonly cache: CacheService) {}
+
   /** Fetch a product by id; cached for 15 minutes. A missing product is not cached. */
   @Cacheable('product:{productId}', { ttl: PRODUCT_TTL, unless: (p: Product | null) => p === null })
   async get(productId: string): Promise<Product | null> {
     return this.read(() => this.copy(this.db.get(productId)) ?? null);
+  }
+
+  /**
+   * Several products by id (`GET /products/batch?ids=p1,p2`), in the order asked, `null` for an
+   * unknown one: the batch form. Each product is cached under the same key as {@link get}, so a
+   * product read either way is a hit for both; the method runs once, with only the ids that
+   * missed (one "database" read for them all). Unknown products are not cached.
+   */
+  @Cacheable('product:{productIds}', {
+    ttl: PRODUCT_TTL,
+    batch: true,
+    unless: (p: Product | null) => p === null,
+  })
+  async getMany(productIds: string[]): Promise<Array<Product | null>> {
+    return this.read(() => productIds.map((id) => this.copy(this.db.get(id)) ?? null));
+  }
+
+  /**
+   * Imports products (`POST /products/import`): stores them, then writes all their cache entries
+   * in one call (`setMany`: one round trip to Redis) and drops the cached lists.
+   */
+  async importMany(products: Product[]): Promise<number> {
+    for (const product of products) this.db.set(product.productId, { ...product });
+    await this.cache.setMany(
+      products.map((product) => ({
+        key: `product:${product.productId}`,
+        value: product,
+        ttl: PRODUCT_TTL,
+      })),
+    );
+    await this.cache.deleteByPrefix('products:');
+    return products.length;
   }
 
   /** Every product; cached for 5 minutes. */

@@ -2,6 +2,7 @@ import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
 import { CacheModule, CacheSerializationError, CacheService, CacheKeyError } from '../../lib';
 import type { CacheModuleOptions } from '../../lib';
+import { describeBulkContract } from './bulk-contract';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -268,6 +269,8 @@ export function describeCacheContract(name: string, optionsFor: () => CacheModul
         expect(await cache.has('racy')).toBe(false);
       });
     });
+
+    describeBulkContract(() => app);
 
     // The PyFly seed's InMemoryCache tests, translated.
     describe('PyFly InMemoryCache tests', () => {
