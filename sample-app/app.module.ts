@@ -6,6 +6,8 @@ import { meterProvider } from './ops/metrics';
 import { OpsModule } from './ops/ops.module';
 import { ProductsModule } from './products/products.module';
 import { RatesModule } from './rates/rates.module';
+import { SessionsModule } from './sessions/sessions.module';
+import { SESSIONS_CACHE } from './sessions/sessions.service';
 import { UsersModule } from './users/users.module';
 
 /**
@@ -15,11 +17,17 @@ import { UsersModule } from './users/users.module';
 @Module({
   imports: [
     // OpenTelemetry metrics on the sample app's own meter provider (served at GET /metrics).
-    CacheModule.forRoot({ isGlobal: true, metrics: { meterProvider } }),
+    // A named cache for sessions: half an hour, Dates and Sets stored as they are.
+    CacheModule.forRoot({
+      isGlobal: true,
+      metrics: { meterProvider },
+      caches: { [SESSIONS_CACHE]: { ttl: 1800, serializer: 'rich' } },
+    }),
     ProductsModule,
     ModelsModule,
     UsersModule,
     RatesModule,
+    SessionsModule,
     OpsModule,
   ],
 })

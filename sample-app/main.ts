@@ -9,7 +9,7 @@ async function bootstrap(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port);
   Logger.log(
-    `Sample app listening on http://localhost:${port} (try GET /products, GET /rates/EUR, GET /health, GET /metrics, GET /cache/stats)`,
+    `Sample app listening on http://localhost:${port} (try GET /products, GET /products/batch?ids=p1,p2, POST /sessions, GET /rates/EUR, GET /health, GET /metrics, GET /cache/stats)`,
     'Bootstrap',
   );
 }

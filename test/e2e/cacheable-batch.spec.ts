@@ -7,6 +7,7 @@ import {
   CacheService,
   Cacheable,
   CacheArgumentError,
+  getCacheToken,
   type CacheModuleOptions,
 } from '../../lib';
 import { CapturingLogger } from '../support/logs';
@@ -347,5 +348,38 @@ describe('@Cacheable batch options are checked when the class is defined', () =>
     expect(define([1])).toThrow(/batch must be true/);
     expect(define({ by: 3 })).toThrow(/batch.by must be/);
     expect(define({ param: -1 })).toThrow(/batch.param must be/);
+  });
+});
+
+describe('@Cacheable batch form on a named cache', () => {
+  @Injectable()
+  class Named {
+    readonly calls: string[][] = [];
+
+    @Cacheable({ key: 'item:{ids}', batch: true, cache: 'catalog' })
+    async items(ids: string[]): Promise<string[]> {
+      this.calls.push(ids);
+      return ids.map((id) => `item-${id}`);
+    }
+  }
+
+  it('caches each id in that cache, not the default one', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ isGlobal: true, caches: { catalog: { ttl: 60 } } })],
+      providers: [Named],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: new CapturingLogger() });
+    await app.init();
+    try {
+      const named = app.get(Named);
+      await expect(named.items(['1', '2'])).resolves.toEqual(['item-1', 'item-2']);
+      await expect(named.items(['2', '3'])).resolves.toEqual(['item-2', 'item-3']);
+      expect(named.calls).toEqual([['1', '2'], ['3']]);
+      const catalog = app.get<CacheService>(getCacheToken('catalog'));
+      await expect(catalog.getMany(['item:1', 'item:3'])).resolves.toEqual(['item-1', 'item-3']);
+      await expect(app.get(CacheService).get('item:1')).resolves.toBeUndefined();
+    } finally {
+      await app.close();
+    }
   });
 });

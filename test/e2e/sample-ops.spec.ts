@@ -32,13 +32,16 @@ describe.each(PLATFORMS)("sample app's operator routes (%s)", (platform) => {
     return undefined;
   }
 
-  it('GET /health: 200, the cache up, serving its in-process tier', async () => {
+  it('GET /health: 200, both caches up, serving their in-process tier', async () => {
     const response = await http().get('/health').expect(200);
+    // The default cache, and the named cache of the sample's sessions.
+    const memory = { status: 'up', l1: { entries: 0, bytes: 0 }, serving: 'l1' };
+    const cache = { ...memory, caches: { sessions: memory } };
     expect(response.body).toEqual({
       status: 'ok',
-      info: { cache: { status: 'up', l1: { entries: 0, bytes: 0 }, serving: 'l1' } },
+      info: { cache },
       error: {},
-      details: { cache: { status: 'up', l1: { entries: 0, bytes: 0 }, serving: 'l1' } },
+      details: { cache },
     });
   });
 
