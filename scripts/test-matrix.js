@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: the whole Jest suite against every supported NestJS major, one after the other
 // (Nest 11 from the root node_modules, Nest 12 from compat/nest12 — see jest.nest12.config.js),
-// then the ESM smoke check of the built package in a Nest 12 application.
+// then a plain CommonJS Jest run, then the ESM smoke check of the built package in a Nest 12
+// application.
 // Extra arguments are passed to Jest in both runs: `npm test -- test/e2e/cache-module.spec.ts`.
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -38,6 +39,13 @@ step('Install NestJS 12 test dependencies', process.execPath, [
 ]);
 jestRun('Test suite on NestJS 11', [], 'nest11.json');
 jestRun('Test suite on NestJS 12', ['-c', 'jest.nest12.config.js'], 'nest12.json');
+// An application's plain CommonJS Jest (no transform of ES-module-only packages): the library
+// loads under it, and only `serializer: 'rich'` asks for the transform.
+jestRun(
+  'Plain CommonJS Jest',
+  ['-c', 'test/plain-cjs/jest.config.js', '--passWithNoTests'],
+  'plain-cjs.json',
+);
 step('ESM smoke check on NestJS 12', process.execPath, [
   join(root, 'compat', 'nest12', 'esm-smoke.mjs'),
 ]);

@@ -86,6 +86,13 @@ interface SlotBatch {
   readonly targets: Array<string | Buffer>;
 }
 
+/**
+ * The most keys one multi-key command (`MGET`, `UNLINK`) carries: ioredis hands a pipelined
+ * command's arguments to `Function.apply`, which overflows the stack above ~120k arguments.
+ * Larger batches are split; the parts still go in the node's one pipeline (one round trip).
+ */
+const MAX_KEYS_PER_COMMAND = 10_000;
+
 /** The replies of a {@link SlotBatch}'s commands, or why they failed. */
 type BatchOutcome =
   | { readonly batch: SlotBatch; readonly replies: unknown[]; readonly error?: undefined }
@@ -508,7 +515,7 @@ export class RedisCacheAdapter implements CacheAdapter {
     for (const { batch, replies, error } of outcomes) {
       if (error) {
         firstError ??= error;
-        failed.push(...batch.indexes);
+        for (const index of batch.indexes) failed.push(index);
         continue;
       }
       const raws = replies[0] as Array<string | null>;
@@ -546,20 +553,29 @@ export class RedisCacheAdapter implements CacheAdapter {
   ): Promise<BatchOutcome[]> {
     // isCluster, not instanceof: an application's client may come from another ioredis copy.
     if (!this.client.isCluster) {
-      return this.pipelines(
-        [[{ indexes: targets.map((_, i) => i), targets: [...targets] }]],
-        commandsOf,
-      );
+      const batches: SlotBatch[] = [];
+      for (let from = 0; from < targets.length; from += MAX_KEYS_PER_COMMAND) {
+        const to = Math.min(targets.length, from + MAX_KEYS_PER_COMMAND);
+        const indexes: number[] = [];
+        for (let i = from; i < to; i++) indexes.push(i);
+        batches.push({ indexes, targets: targets.slice(from, to) });
+      }
+      return this.pipelines([batches], commandsOf);
     }
     const bySlot = new Map<number, SlotBatch>();
+    const full: SlotBatch[] = [];
     targets.forEach((target, i) => {
       const slot = calculateSlot(target);
       let batch = bySlot.get(slot);
       if (!batch) bySlot.set(slot, (batch = { indexes: [], targets: [] }));
       batch.indexes.push(i);
       batch.targets.push(target);
+      if (batch.targets.length === MAX_KEYS_PER_COMMAND) {
+        full.push(batch);
+        bySlot.delete(slot);
+      }
     });
-    const outcomes = await this.pipelines(this.byNode([...bySlot.values()]), commandsOf);
+    const outcomes = await this.pipelines(this.byNode([...full, ...bySlot.values()]), commandsOf);
     // A slot moved under a pipeline: ioredis followed the MOVED with the whole pipeline, whose
     // slots then span two nodes, and gave up. Its slots are sent again, grouped by the slots
     // table ioredis has just updated.

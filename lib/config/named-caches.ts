@@ -111,7 +111,11 @@ function asNamedError(name: string, error: unknown): unknown {
 
 /**
  * Two caches writing one store under one namespace would read each other's entries, and one's
- * `clear()` (a SCAN of `namespace:*`) would delete the other's: refused, naming both.
+ * `clear()` (a SCAN of `namespace:*`) would delete the other's; and within one application a
+ * namespace is what names a cache to the invalidator (a job applies to the cache whose
+ * namespace it carries), to the bus and to the tag clock. So every cache of an application has
+ * a namespace of its own, whatever its store (two URLs may reach one server): refused, naming
+ * both.
  */
 function assertDistinctNamespaces(
   root: ResolvedCacheOptions,
@@ -121,28 +125,18 @@ function assertDistinctNamespaces(
   const all: Array<[string, ResolvedCacheOptions]> = [['namespace', root]];
   for (const [name, options] of named) all.push([`caches.${name}.namespace`, options]);
   for (const [option, options] of all) {
-    const store = storeKey(options);
-    // The memory store is each cache's own: no other cache can reach its keys.
-    if (store === undefined) continue;
-    const id = `${store}\n${options.namespace}`;
-    const other = seen.get(id);
+    const other = seen.get(options.namespace);
     if (other !== undefined) {
       throw new CacheConfigError(
-        `CacheModule options "${other}" and "${option}" are both ${JSON.stringify(options.namespace)} ` +
-          `on the same store: the two caches would read each other's entries and clear() of one ` +
-          `would delete the other's. Give each cache its own namespace (a named cache's default, ` +
-          `<root namespace>.<name>, never overlaps).`,
+        `CacheModule options "${other}" and "${option}" are both ${JSON.stringify(options.namespace)}: ` +
+          `two caches of one application would read each other's entries (on one store), clear() ` +
+          `of one would delete the other's, and invalidations would reach only one of them. ` +
+          `Give each cache its own namespace (a named cache's default, <root namespace>.<name>, ` +
+          `never overlaps).`,
       );
     }
-    seen.set(id, option);
+    seen.set(options.namespace, option);
   }
-}
-
-/** What identifies the store of a cache: a custom adapter, or its Redis server; memory: none. */
-function storeKey(options: ResolvedCacheOptions): string | undefined {
-  if (options.adapter) return `adapter:${identity(options.adapter)}`;
-  if (options.provider !== 'redis') return undefined;
-  return `redis:${redisConnectionKey(options.redis)}`;
 }
 
 const identities = new WeakMap<object, number>();

@@ -831,6 +831,7 @@ export class CacheStack {
         options,
         tags: tagsOf.get(key),
         batched: true,
+        batch: batch,
         lockless: lockless || undefined,
       };
       if (this.loader.isLoading(key)) {
@@ -841,6 +842,12 @@ export class CacheStack {
       const inFlight = this.flights.joinable(key) ?? flying.get(key);
       if (inFlight && !inFlight.background) return this.join(load, inFlight);
       const read = reads.get(key);
+      if (this.local && (read === undefined || read.value === undefined)) {
+        // Read again with no await before the load starts (as `wrap` does): a write made while
+        // the batch read and judged must win over the load, not be overwritten by it.
+        const now = this.local.get(key);
+        if (now !== undefined) return this.answer(load, now, L1, inFlight);
+      }
       if (read !== undefined && read.value !== undefined) {
         return this.answer(load, read.value, read.tier, inFlight, verdicts.get(key));
       }
@@ -1486,6 +1493,8 @@ export class CacheStack {
       // Created when the load starts: a tag invalidated while it runs outdates its value.
       flight.created = this.tagClock.stamp();
     }
+    // A batch key (wrapMany): the batch waits for this load to ask for its value.
+    if (load.batch && load.refresh !== true) load.batch.expect(load.key);
     (flight as { promise: Promise<unknown> }).promise = this.load(load, flight);
     return this.awaitLoad(load, flight, 'miss');
   }
@@ -1570,6 +1579,7 @@ export class CacheStack {
         const fleet = await this.awaitFleet(load, this.keyLock, policy.lock, flight);
         this.lockWaited(key, fleet.outcome, Date.now() - asked);
         if (fleet.found !== undefined) {
+          load.batch?.settle(key);
           flight.found = true;
           flight.stored = fleet.found;
           this.flights.land(key, flight);
@@ -1731,6 +1741,8 @@ export class CacheStack {
       }
       if (taken === undefined) return { outcome: 'unavailable' };
       if (taken) return { outcome: 'acquired', token };
+      // Another instance holds it: a batch does not wait for this key (it asks later, if ever).
+      load.batch?.settle(key);
       await this.lockPause(key, Math.min(pause, deadline - Date.now()));
       pause = Math.min(pause * 2, LOCK_POLL_MAX_MS);
       if (flight.superseded) {
@@ -2234,6 +2246,8 @@ interface Load<T> {
   readonly tally?: WrapTally;
   /** One key of a `wrapMany` batch: its loader asks the batch's one run for its value. */
   readonly batched?: boolean;
+  /** The batch of a `wrapMany` key. */
+  readonly batch?: LoadBatch<unknown>;
 }
 
 /**

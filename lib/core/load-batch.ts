@@ -27,6 +27,10 @@ interface Request {
  */
 export class LoadBatch<T> {
   private pending: Request[] = [];
+  /** Keys whose loads started and have not yet asked for their value (nor settled otherwise). */
+  private readonly expected = new Set<string>();
+  private scheduled = false;
+  private fallback: NodeJS.Timeout | undefined;
 
   /**
    * @param run calls the batch loader with `keys` (the stack marks them as loading in its async
@@ -37,16 +41,50 @@ export class LoadBatch<T> {
     private readonly what: string,
   ) {}
 
+  /**
+   * A load of `key` has started and will ask for its value (or {@link settle}): the batch waits
+   * for it, so keys whose loads first take the fleet lock (a round trip each, answered by
+   * several Cluster nodes at several times) still share one call.
+   */
+  expect(key: string): void {
+    this.expected.add(key);
+  }
+
+  /** The load of `key` ended without asking (another instance's value was found). */
+  settle(key: string): void {
+    if (this.expected.delete(key)) this.schedule();
+  }
+
   /** `key`'s value from the next batch call (`undefined` when the loader left it out). */
   request(key: string): Promise<T | undefined> {
     return new Promise<unknown>((resolve, reject) => {
-      if (this.pending.length === 0) setImmediate(() => this.flush());
       this.pending.push({ key, resolve, reject });
+      this.expected.delete(key);
+      this.schedule();
     }) as Promise<T | undefined>;
   }
 
+  /**
+   * Calls the loader on the next `setImmediate` once no expected load is still on its way (a
+   * key waiting for a lock another instance holds is not: it settles or asks later, in a batch
+   * of its own); at the latest after {@link MAX_WAIT_MS}, however many are.
+   */
+  private schedule(): void {
+    if (this.pending.length === 0) return;
+    this.fallback ??= setTimeout(() => this.flush(), MAX_WAIT_MS);
+    if (this.scheduled || this.expected.size > 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.expected.size === 0) this.flush();
+    });
+  }
+
   private flush(): void {
+    clearTimeout(this.fallback);
+    this.fallback = undefined;
     const requests = this.pending;
+    if (requests.length === 0) return;
     this.pending = [];
     const keys = requests.map((request) => request.key);
     let loaded: Promise<BatchLoaded<T>>;
@@ -72,6 +110,12 @@ export class LoadBatch<T> {
     );
   }
 }
+
+/**
+ * The longest a batch waits for loads still on their way before calling the loader with the keys
+ * it has (ms): a bound in case a load ends without asking by a path that does not settle.
+ */
+const MAX_WAIT_MS = 250;
 
 /** The values of `keys`, in their order, from what a batch loader resolved. */
 export function valuesOf<T>(

@@ -36,16 +36,17 @@ export class NamedStacks {
   /**
    * Builds the adapter and stack of each named cache over connections shared by equal Redis
    * settings (the root's included: `root` is registered first, so the default cache's adapter
-   * finds its connection), and opens those connections.
+   * finds its connection). The connections open at init ({@link onModuleInit}), not here: an
+   * application that fails to build runs no hook that could close them.
    */
-  static async create(
+  static create(
     root: ResolvedCacheOptions,
     named: ReadonlyMap<string, ResolvedCacheOptions>,
     stackOptions: (
       options: ResolvedCacheOptions,
       name: string,
     ) => CacheStackOptions & TwoTierStackOptions,
-  ): Promise<NamedStacks> {
+  ): NamedStacks {
     if (named.size === 0) return NamedStacks.none();
     const shared = new SharedRedisClients();
     const stacks = new NamedStacks(shared);
@@ -56,7 +57,6 @@ export class NamedStacks {
       const stack = createCacheStack(adapter, stackOptions(options, name));
       stacks.caches.set(name, { name, options, adapter, stack });
     }
-    await shared.connect();
     return stacks;
   }
 
@@ -75,9 +75,14 @@ export class NamedStacks {
     return [...this.caches.values()];
   }
 
-  /** Starts each cache: its adapter (connection checks), then its stack (bus, tag clock). */
+  /**
+   * Opens the shared connections (failing with `CacheConnectionError` for a `strict` cache that
+   * cannot reach its Redis), then starts each cache: its adapter (connection checks), then its
+   * stack (bus, tag clock).
+   */
   async onModuleInit(): Promise<void> {
     if (this.started) return;
+    await this.shared?.connect();
     this.started = true;
     for (const { adapter, stack } of this.caches.values()) {
       await adapter.onModuleInit?.();

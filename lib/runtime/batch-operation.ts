@@ -68,8 +68,13 @@ export async function runBatch(
   const load = async (missing: string[]): Promise<Map<string, unknown>> => {
     loaded = true;
     const ids = missing.map((key) => idOfKey.get(key));
-    const result = await call.invoke(withArg(args, spec.index, ids));
-    return byKey(result, ids, missing, call);
+    // The method gets its own copy: one that sorts or splices its ids must not move the values
+    // matched by position (or by id) onto other ids' keys.
+    const result = await call.invoke(withArg(args, spec.index, ids.slice()));
+    // An id that is an object (a composite id) is matched by the key it renders.
+    const keyOf = (id: unknown): string | undefined =>
+      call.key({ instance, args: withArg(args, spec.index, id), hasResult: false });
+    return byKey(result, ids, missing, call, keyOf);
   };
   const hasTags = [...tagsOfKey.values()].some((tags) => tags !== undefined);
   const options: WrapManyOptions<unknown> = hasTags
@@ -92,9 +97,16 @@ function byKey(
   ids: readonly unknown[],
   keys: readonly string[],
   call: BatchCall,
+  keyOf: (id: unknown) => string | undefined,
 ): Map<string, unknown> {
   const values = new Map<string, unknown>();
   const { spec } = call;
+  // Ids as given, and primitive ids by their text.
+  const known: KnownIds = { exact: new Map(), text: new Map() };
+  ids.forEach((id, i) => {
+    if (!known.exact.has(id)) known.exact.set(id, keys[i]);
+    if (isPrimitive(id) && !known.text.has(String(id))) known.text.set(String(id), keys[i]);
+  });
   if (spec.shape === 'array') {
     if (!Array.isArray(result) || result.length !== ids.length) {
       throw shapeError(
@@ -109,27 +121,59 @@ function byKey(
   }
   if (spec.shape === 'map') {
     if (!(result instanceof Map)) throw shapeError(call, 'a Map from id to value', result);
+    // An id as given first; then the entries that name an id another way.
     keys.forEach((key, i) => {
-      const id = ids[i];
-      values.set(key, result.has(id) ? result.get(id) : result.get(String(id)));
+      if (result.has(ids[i])) values.set(key, result.get(ids[i]));
     });
+    const asked = new Set(keys);
+    for (const [id, value] of result as Map<unknown, unknown>) {
+      const key = keyOfItem(id, known, keyOf, asked);
+      if (key !== undefined && !values.has(key)) values.set(key, value);
+    }
     return values;
   }
   if (!Array.isArray(result)) throw shapeError(call, 'an array of items', result);
-  // Ids matched as given, or by their text (a numeric id the database returns as a string).
-  const keyOfId = new Map<unknown, string>();
-  ids.forEach((id, i) => {
-    keyOfId.set(id, keys[i]);
-    if (!keyOfId.has(String(id))) keyOfId.set(String(id), keys[i]);
-  });
+  const asked = new Set(keys);
   const idOf = spec.idOf as (item: unknown) => unknown;
   for (const item of result) {
     if (item === undefined || item === null) continue;
-    const id = idOf(item);
-    const key = keyOfId.get(id) ?? keyOfId.get(String(id));
+    const key = keyOfItem(idOf(item), known, keyOf, asked);
     if (key !== undefined && !values.has(key)) values.set(key, item);
   }
   return values;
+}
+
+/** The keys of the ids a batch asked for: by the id itself, and a primitive id by its text. */
+interface KnownIds {
+  readonly exact: Map<unknown, string>;
+  readonly text: Map<string, string>;
+}
+
+function isPrimitive(id: unknown): boolean {
+  return id === null || (typeof id !== 'object' && typeof id !== 'function');
+}
+
+/**
+ * The key of the id a result names: as given, or by its text for a primitive (a numeric id the
+ * database returns as a string, or the reverse); an object id by the key it renders. Never
+ * another id's key: `'[object Object]'` is no id's text.
+ */
+function keyOfItem(
+  id: unknown,
+  known: KnownIds,
+  keyOf: (id: unknown) => string | undefined,
+  asked: ReadonlySet<string>,
+): string | undefined {
+  const exact = known.exact.get(id);
+  if (exact !== undefined) return exact;
+  if (isPrimitive(id)) return known.text.get(String(id));
+  let rendered: string | undefined;
+  try {
+    rendered = keyOf(id);
+  } catch {
+    return undefined;
+  }
+  return rendered !== undefined && asked.has(rendered) ? rendered : undefined;
 }
 
 /** The answer for the whole `list`, in the method's shape. */

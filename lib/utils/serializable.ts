@@ -475,8 +475,19 @@ function richFields(value: object, walk: RichWalk, depth: number): unknown {
       const item = run(walk, 'reading it', () => items[i]);
       if (item !== undefined || run(walk, 'reading it', () => i in items)) {
         out[i] = richForm(item, String(i), walk, depth);
+        path.pop();
+        continue;
       }
       path.pop();
+      // A hole: the rest is walked by the elements it holds, not by its length (`a[1e9] = 1`
+      // holds one element; devalue writes such an array in its sparse form).
+      for (const index of presentIndices(items, i, length, walk)) {
+        path.push(index);
+        const element = run(walk, 'reading it', () => items[index]);
+        out[index] = richForm(element, String(index), walk, depth);
+        path.pop();
+      }
+      break;
     }
     ancestors.pop();
     return out;
@@ -495,6 +506,23 @@ function richFields(value: object, walk: RichWalk, depth: number): unknown {
   }
   ancestors.pop();
   return out;
+}
+
+/** The indices above `after` and below `length` that `items` holds, ascending. */
+function presentIndices(
+  items: readonly unknown[],
+  after: number,
+  length: number,
+  walk: RichWalk,
+): number[] {
+  const indices: number[] = [];
+  // Object.keys lists an array's integer indices first, in ascending order.
+  for (const prop of run(walk, 'listing its properties', () => Object.keys(items))) {
+    const index = Number(prop);
+    if (!Number.isInteger(index) || String(index) !== prop) break;
+    if (index > after && index < length) indices.push(index);
+  }
+  return indices;
 }
 
 const NOT_BUILTIN = Symbol('not built-in');

@@ -25,6 +25,12 @@ const REVIVERS = {
     if (typeof text !== 'string') throw new TypeError('a Buffer must be stored as base64 text');
     return Buffer.from(text, 'base64');
   },
+  // devalue's null-prototype object: never written here (the rich form of such an object is a
+  // plain one), so text holding one is not ours: read as unreadable data (a miss), not as an
+  // object the memory backend would never return.
+  null: (): never => {
+    throw new TypeError('a null-prototype object is never written by the rich serializer');
+  },
 };
 
 /** What the rich serializer uses of devalue. */

@@ -169,7 +169,19 @@ function walkRich(
   if (Array.isArray(value)) {
     const items: readonly unknown[] = value;
     count.chars += items.length > 0 ? items.length + 1 : 2;
-    for (let i = 0; i < items.length; i++) walkRich(items[i], count, depth + 1);
+    for (let i = 0; i < items.length; i++) {
+      if (items[i] !== undefined || i in items) {
+        walkRich(items[i], count, depth + 1);
+        continue;
+      }
+      // A hole: the rest by the elements it holds, not by its length (see toRichStorable).
+      for (const prop of Object.keys(items)) {
+        const index = Number(prop);
+        if (!Number.isInteger(index) || String(index) !== prop) break;
+        if (index > i) walkRich(items[index], count, depth + 1);
+      }
+      break;
+    }
   } else if (types.isMap(value)) {
     count.chars += 8;
     for (const [key, item] of value) {

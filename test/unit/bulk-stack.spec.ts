@@ -9,6 +9,7 @@ import { MemoryCacheAdapter } from '../../lib/adapters/memory.adapter';
 import type { CacheStack, CacheStackOptions } from '../../lib/core/cache-stack';
 import { createCacheStack } from '../../lib/core/create-stack';
 import { FlakyAdapter } from '../support/flaky-adapter';
+import { KEY_LOCK, type KeyLock } from '../../lib/interfaces/key-lock';
 import { deferred } from '../support/deferred';
 
 /**
@@ -262,6 +263,35 @@ describe.each(SHAPES)('bulk operations of the stack (%s)', (shape) => {
       expect(loader.runs).toBe(2);
       expect(loader.errors).toBe(1);
     });
+
+    if (shape === 'remote') {
+      it('with lock, waits for every key to take its lock (answered at different times), then calls once', async () => {
+        // A lock whose answers arrive key by key, 5 ms apart (as from several Cluster nodes);
+        // 'held' is locked by another instance, which stores its value after 30 ms.
+        class SlowLock extends FlakyAdapter {
+          readonly lock: KeyLock = {
+            acquire: async (key) => {
+              await new Promise((resolve) => setTimeout(resolve, 5 * Number(key.slice(1) || 8)));
+              if (key !== 'held') return true;
+              setTimeout(() => void this.store.set('held', 'theirs', 60), 30);
+              return false;
+            },
+            release: async () => true,
+          };
+          [KEY_LOCK](): KeyLock {
+            return this.lock;
+          }
+        }
+        const stack = createCacheStack(new SlowLock(), { ...OPTIONS, lock: { ttl: 5, wait: 2 } });
+        const calls: string[][] = [];
+        const values = await stack.wrapMany(['k1', 'k4', 'held', 'k7'], async (keys) => {
+          calls.push(keys);
+          return keys.map((key) => `ours-${key}`);
+        });
+        expect(calls).toEqual([['k1', 'k4', 'k7']]);
+        expect(values).toEqual(['ours-k1', 'ours-k4', 'theirs', 'ours-k7']);
+      });
+    }
 
     it('takes a Map or an object by key; a key left out is undefined and not cached', async () => {
       const { stack } = stackOf(shape);
