@@ -52,6 +52,19 @@ export function createCacheStack(
         'and leave the module option out.',
     );
   }
+  if (
+    own === undefined &&
+    options.serializer !== undefined &&
+    options.serializer !== JSON_SERIALIZER
+  ) {
+    // Not one of ours (a Keyv store, your own adapter): it stores values its own way, so rich
+    // values would reach a store that cannot keep them (a Map written as {}).
+    throw new CacheConfigError(
+      'Invalid CacheModule option "serializer": it applies to the built-in memory and Redis ' +
+        'stores; the adapter given stores values its own way. Leave the option out (values are ' +
+        'then checked as JSON), or have your adapter serialize richer values itself.',
+    );
+  }
   const serializer = own ?? options.serializer;
   const resolved = serializer === options.serializer ? options : { ...options, serializer };
   return new CacheStack(tiersOf(adapter, resolved), resolved);

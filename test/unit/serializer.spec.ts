@@ -11,6 +11,7 @@ import { toRichStorable } from '../../lib/utils/serializable';
 import { JSON_SERIALIZER, RICH_SERIALIZER } from '../../lib/utils/serializer';
 import { estimateRichSize, estimateSize } from '../../lib/utils/value-size';
 import { boot, type BootedApp } from '../support/failover';
+import { FlakyAdapter } from '../support/flaky-adapter';
 import { richSample, sameValue } from '../support/rich-values';
 
 /** What the rich format writes and reads back for `value` (what Redis would return). */
@@ -68,6 +69,17 @@ describe('serializer option', () => {
       await expect(boot({ adapter: new MemoryCacheAdapter(), serializer: 'rich' })).rejects.toThrow(
         /"serializer": the adapter given writes with a serializer of its own/,
       );
+    });
+
+    it('refuses a rich or custom serializer with an adapter that stores values its own way', async () => {
+      for (const serializer of ['rich', { serialize: String, deserialize: String }] as const) {
+        await expect(boot({ adapter: new FlakyAdapter(), serializer })).rejects.toThrow(
+          /"serializer": it applies to the built-in memory and Redis stores/,
+        );
+      }
+      // JSON, the default, is what any adapter takes.
+      const booted = await boot({ adapter: new FlakyAdapter(), serializer: 'json' });
+      await booted.app.close();
     });
 
     it('fails the module at startup on a bad serializer', async () => {
