@@ -19,11 +19,12 @@ interface Request {
 }
 
 /**
- * Gathers the keys whose loads start together (the misses of one `wrapMany`, decided within the
- * same turn of the event loop) into one call of the batch loader. Each key's load asks for its
- * own value with {@link request}; the loader runs once, on the next `setImmediate`, with every key
- * asked for by then, and each request settles with its key's value (or the loader's error). A
- * key asked for later (a load that first waited for the fleet lock) starts the next batch.
+ * Gathers the keys whose loads start together (the misses of one `wrapMany`) into one call of the
+ * batch loader. Each key's load is announced ({@link expect}) and then asks for its own value
+ * ({@link request}), at once or after taking the fleet lock; the loader runs once, on the
+ * `setImmediate` after the last announced load has asked (or found another instance's value, or
+ * gone to wait for a lock held elsewhere), and each request settles with its key's value (or the
+ * loader's error). A key that asks later (it waited for a lock) starts a batch of its own.
  */
 export class LoadBatch<T> {
   private pending: Request[] = [];

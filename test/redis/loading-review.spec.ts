@@ -726,7 +726,9 @@ describe.each(PROVIDERS)('extreme values on %s', (name, config) => {
       ['zero', 0],
       ['empty', ''],
     ] as const) {
-      await cache.set(key, value, { ttl: 0.05, grace: 60 });
+      // 0.5 s: a read right after the write is fresh even on a loaded machine (a 50 ms TTL was
+      // not, under the full suite on two cores).
+      await cache.set(key, value, { ttl: 0.5, grace: 60 });
       await expect(cache.get(key)).resolves.toBe(value);
       await eventually(async () => (await cache.get(key)) === undefined, 5000, 5);
       await expect(
