@@ -1,51 +1,19 @@
-import { Redis } from 'ioredis';
-import { CacheSerializationError, type CacheModuleOptions, type CacheSerializer } from '../../lib';
-import { boot, type BootedApp } from '../support/failover';
-import { RedisServer } from '../support/redis-server';
+import { redisInstances } from '../support/redis-instances';
 import { uniqueNamespace } from '../support/redis';
+import { CacheSerializationError, type CacheSerializer } from '../../lib';
 import { eventually } from '../support/eventually';
 
 describe('rich values', () => {
-  let server: RedisServer;
-  let raw: Redis;
-  let namespace: string;
-  const apps: BootedApp[] = [];
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    raw = new Redis(server.url, { maxRetriesPerRequest: 1 });
-  });
-  afterAll(async () => {
-    raw.disconnect();
-    await server.stop();
-  });
-  beforeEach(() => {
-    namespace = uniqueNamespace('rr');
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map(({ app }) => app.close()));
-  });
-  const redis = async (options: CacheModuleOptions = {}) => {
-    const b = await boot({
-      provider: 'redis',
-      redis: { url: server.url },
-      namespace,
-      serializer: 'rich',
-      ...options,
-    });
-    apps.push(b);
-    return b;
-  };
-  const memory = async (options: CacheModuleOptions = {}) => {
-    const b = await boot({ provider: 'memory', serializer: 'rich', ...options });
-    apps.push(b);
-    return b;
-  };
+  const redis = redisInstances('rr', { serializer: 'rich' });
 
   it('crafted __proto__ / constructor data in Redis is a logged miss, never pollution', async () => {
-    const a = await redis();
-    await raw.set(`${namespace}:p1`, '[{"__proto__":1},{"polluted":2},true]');
-    await raw.set(`${namespace}:p2`, '[["null","__proto__",1],{"polluted":2}]');
-    await raw.set(`${namespace}:p3`, '[{"constructor":1},{"prototype":2},{"polluted":3},true]');
+    const a = await redis.instance();
+    await redis.raw.set(`${redis.namespace}:p1`, '[{"__proto__":1},{"polluted":2},true]');
+    await redis.raw.set(`${redis.namespace}:p2`, '[["null","__proto__",1],{"polluted":2}]');
+    await redis.raw.set(
+      `${redis.namespace}:p3`,
+      '[{"constructor":1},{"prototype":2},{"polluted":3},true]',
+    );
     expect(await a.cache.get('p1')).toBeUndefined();
     expect(await a.cache.get('p2')).toBeUndefined();
     const p3 = await a.cache.get<Record<string, unknown>>('p3');
@@ -54,18 +22,18 @@ describe('rich values', () => {
   });
 
   it('crafted deep nesting from Redis is a miss', async () => {
-    const a = await redis();
+    const a = await redis.instance();
     const n = 200000;
     const parts: string[] = [];
     for (let i = 0; i < n; i++) parts.push(`[${i + 1}]`);
     parts.push('1');
-    await raw.set(`${namespace}:deep`, `[${parts.join(',')}]`);
+    await redis.raw.set(`${redis.namespace}:deep`, `[${parts.join(',')}]`);
     expect(await a.cache.get('deep')).toBeUndefined();
   });
 
   it('invalid Date round-trips (memory == redis)', async () => {
-    const a = await redis();
-    const m = await memory();
+    const a = await redis.instance();
+    const m = await redis.memory();
     await a.cache.set('d', { d: new Date(NaN) });
     await m.cache.set('d', { d: new Date(NaN) });
     const r = await a.cache.get<{ d: Date }>('d');
@@ -76,7 +44,7 @@ describe('rich values', () => {
   });
 
   it('typed array view with offset and pooled Buffer round-trip', async () => {
-    const a = await redis();
+    const a = await redis.instance();
     const base = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
     const view = new Uint16Array(base.buffer, 2, 2);
     const small = Buffer.from('abc');
@@ -90,8 +58,8 @@ describe('rich values', () => {
   });
 
   it('cycles, sparse arrays, class instances, symbol keys, -0 map keys', async () => {
-    const a = await redis();
-    const m = await memory();
+    const a = await redis.instance();
+    const m = await redis.memory();
     class P {
       constructor(public x = 1) {}
       get y() {
@@ -115,7 +83,7 @@ describe('rich values', () => {
   });
 
   it('a throwing getter is rejected and the old entry stays', async () => {
-    const a = await redis();
+    const a = await redis.instance();
     await a.cache.set('g', 'old');
     const bad = {
       get boom() {
@@ -127,8 +95,8 @@ describe('rich values', () => {
   });
 
   it('envelope look-alikes under rich, with grace and tags', async () => {
-    const a = await redis({ grace: 30 });
-    const m = await memory({ grace: 30 });
+    const a = await redis.instance({ grace: 30 });
+    const m = await redis.memory({ grace: 30 });
     for (const b of [a, m]) {
       const look = { v: 1, __cachekit: 1, e: 1, t: ['x'], value: new Map([[1, 2]]) } as never;
       expect(
@@ -145,7 +113,7 @@ describe('rich values', () => {
       serialize: () => 42 as unknown as string,
       deserialize: (t) => JSON.parse(t),
     };
-    const a = await redis({ serializer: nonString });
+    const a = await redis.instance({ serializer: nonString });
     await expect(a.cache.set('x', 1)).rejects.toBeInstanceOf(CacheSerializationError);
     let broken = false;
     const flaky: CacheSerializer = {
@@ -155,8 +123,7 @@ describe('rich values', () => {
         return JSON.parse(t);
       },
     };
-    namespace = uniqueNamespace('rr2');
-    const b = await redis({ serializer: flaky });
+    const b = await redis.instance({ serializer: flaky, namespace: uniqueNamespace('rr2') });
     await b.cache.set('x', { a: 1 });
     broken = true;
     expect(await b.cache.get('x')).toBeUndefined();
@@ -166,22 +133,21 @@ describe('rich values', () => {
   });
 
   it('memory maxSize bounds a 10 MB Buffer under rich', async () => {
-    const m = await memory({ memory: { maxSize: 1_000_000 } });
+    const m = await redis.memory({ memory: { maxSize: 1_000_000 } });
     await m.cache.set('big', Buffer.alloc(10 * 1024 * 1024, 1));
     expect(await m.cache.get('big')).toBeUndefined();
   });
 
   it("'json' unchanged: Date → ISO string, BigInt rejected", async () => {
-    const j = await boot({ provider: 'redis', redis: { url: server.url }, namespace });
-    apps.push(j);
+    const j = await redis.instance({ serializer: 'json' });
     await j.cache.set('d', { d: new Date(0) });
     expect(await j.cache.get('d')).toEqual({ d: '1970-01-01T00:00:00.000Z' });
     await expect(j.cache.set('b', { b: 1n })).rejects.toBeInstanceOf(CacheSerializationError);
   });
 
   it('rich + two tiers + bus: other instance gets the rich value', async () => {
-    const a = await redis({ l1: true });
-    const b = await redis({ l1: true });
+    const a = await redis.instance({ l1: true });
+    const b = await redis.instance({ l1: true });
     await a.cache.set('m', new Map([[1, new Set([2n])]]));
     expect(await b.cache.get('m')).toEqual(new Map([[1, new Set([2n])]]));
     await a.cache.set('m', new Map([[2, new Date(5)]]));

@@ -1,9 +1,5 @@
-import { Redis } from 'ioredis';
-import { CacheSerializationError, type CacheModuleOptions, type CacheSerializer } from '../../lib';
-import { boot, type BootedApp } from '../support/failover';
-import { eventually } from '../support/eventually';
-import { RedisServer } from '../support/redis-server';
-import { uniqueNamespace } from '../support/redis';
+import { redisInstances } from '../support/redis-instances';
+import { CacheSerializationError, type CacheSerializer } from '../../lib';
 import { richSample, sameValue } from '../support/rich-values';
 import { CacheStack } from '../../lib/core/cache-stack';
 
@@ -13,53 +9,15 @@ import { CacheStack } from '../../lib/core/cache-stack';
  * the same thing, unreadable data is a logged miss, and a serializer of one's own is used.
  */
 describe('serializer on a real redis-server', () => {
-  let server: RedisServer;
-  let raw: Redis;
-  let namespace: string;
-  const apps: BootedApp[] = [];
+  const redis = redisInstances('ser', { serializer: 'rich' });
 
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    raw = new Redis(server.url, { maxRetriesPerRequest: 1 });
-  });
-  afterAll(async () => {
-    raw.disconnect();
-    await server.stop();
-  });
-  beforeEach(() => {
-    namespace = uniqueNamespace('ser');
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map(({ app }) => app.close()));
-  });
-
-  const instance = async (options: CacheModuleOptions = {}): Promise<BootedApp> => {
-    const booted = await boot({
-      provider: 'redis',
-      redis: { url: server.url },
-      namespace,
-      serializer: 'rich',
-      ...options,
-    });
-    apps.push(booted);
-    if (options.l1) {
-      const stack = booted.app.get(CacheStack);
-      await eventually(async () => stack.busState === 'live', 5000, 10);
-    }
-    return booted;
-  };
-  const memory = async (): Promise<BootedApp> => {
-    const booted = await boot({ provider: 'memory', serializer: 'rich' });
-    apps.push(booted);
-    return booted;
-  };
-  const stored = (key: string) => raw.get(`${namespace}:${key}`);
+  const stored = (key: string) => redis.raw.get(`${redis.namespace}:${key}`);
 
   describe("'rich'", () => {
     it('round-trips every rich type through Redis as the memory backend returns it', async () => {
-      const a = await instance();
-      const other = await instance();
-      const local = await memory();
+      const a = await redis.instance();
+      const other = await redis.instance();
+      const local = await redis.memory();
       await a.cache.set('all', richSample(), 60);
       await local.cache.set('all', richSample(), 60);
       const fromRedis = await other.cache.get('all');
@@ -78,8 +36,8 @@ describe('serializer on a real redis-server', () => {
     });
 
     it('round-trips through wrap, with grace (an envelope) and for whole values', async () => {
-      const a = await instance();
-      const b = await instance();
+      const a = await redis.instance();
+      const b = await redis.instance();
       const loaded = await a.cache.wrap('wrapped', () => Promise.resolve(richSample()), {
         ttl: 60,
         grace: 60,
@@ -107,16 +65,16 @@ describe('serializer on a real redis-server', () => {
     });
 
     it('still wraps a value that looks like an entry envelope', async () => {
-      const a = await instance();
-      const b = await instance();
+      const a = await redis.instance();
+      const b = await redis.instance();
       const lookalike = { '\u0000cachekit': 1, v: new Map([[1, 2]]), e: 0, x: 0 };
       await a.cache.set('lookalike', lookalike, 60);
       expect(sameValue(await b.cache.get('lookalike'), lookalike)).toBe(true);
     });
 
     it('with l1: the L1 and Redis return the same rich value on every instance', async () => {
-      const a = await instance({ l1: true });
-      const b = await instance({ l1: true });
+      const a = await redis.instance({ l1: true });
+      const b = await redis.instance({ l1: true });
       await a.cache.set('tiers', richSample(), 60);
       // a answers from its L1, b from Redis (then from its L1).
       expect(sameValue(await a.cache.get('tiers'), richSample())).toBe(true);
@@ -128,7 +86,7 @@ describe('serializer on a real redis-server', () => {
     });
 
     it('with l1: the L1 bounds rich values by their size (Maps and binary data counted)', async () => {
-      const a = await instance({ l1: { maxSize: 10_000 } });
+      const a = await redis.instance({ l1: { maxSize: 10_000 } });
       const stack = a.app.get(CacheStack);
       await a.cache.set('small', new Map([['text', 'x'.repeat(100)]]), 60);
       await a.cache.set('large', new Map([['text', 'x'.repeat(20_000)]]), 60);
@@ -144,7 +102,7 @@ describe('serializer on a real redis-server', () => {
     });
 
     it('rejects a value it cannot store and keeps the old entry in Redis', async () => {
-      const a = await instance();
+      const a = await redis.instance();
       await a.cache.set('keep', { at: new Date(1) }, 60);
       const before = await stored('keep');
       await expect(a.cache.set('keep', { at: new Date(2), run: () => 1 }, 60)).rejects.toThrow(
@@ -163,9 +121,9 @@ describe('serializer on a real redis-server', () => {
     });
 
     it('reads data it cannot parse as a miss, with a warning', async () => {
-      const a = await instance();
-      await raw.set(`${namespace}:garbage`, 'not devalue at all');
-      await raw.set(`${namespace}:json-text`, '{"plain":"json"}');
+      const a = await redis.instance();
+      await redis.raw.set(`${redis.namespace}:garbage`, 'not devalue at all');
+      await redis.raw.set(`${redis.namespace}:json-text`, '{"plain":"json"}');
       expect(await a.cache.get('garbage')).toBeUndefined();
       expect(await a.cache.get('json-text')).toBeUndefined();
       expect(await a.cache.has('garbage')).toBe(false);
@@ -199,18 +157,17 @@ describe('serializer on a real redis-server', () => {
 
     it('writes and reads Redis with it; the memory backend returns the same', async () => {
       const codec = tagged();
-      const a = await instance({ serializer: codec });
+      const a = await redis.instance({ serializer: codec });
       await a.cache.set('own', { name: 'Ada', when: new Date(0) }, 60);
       expect((await stored('own')) as string).toMatch(/^v1:/);
       expect(await a.cache.get('own')).toEqual({ name: 'Ada', when: '1970-01-01T00:00:00.000Z' });
-      const mem = await boot({ serializer: tagged() });
-      apps.push(mem);
+      const mem = await redis.memory({ serializer: tagged() });
       await mem.cache.set('own', { name: 'Ada', when: new Date(0) }, 60);
       expect(await mem.cache.get('own')).toEqual(await a.cache.get('own'));
     });
 
     it('rejects what serialize throws on, naming the key, and keeps the old entry', async () => {
-      const a = await instance({ serializer: tagged() });
+      const a = await redis.instance({ serializer: tagged() });
       await a.cache.set('own-keep', 'old', 60);
       const before = await stored('own-keep');
       await expect(a.cache.set('own-keep', 'refuse', 60)).rejects.toThrow(CacheSerializationError);
@@ -222,8 +179,8 @@ describe('serializer on a real redis-server', () => {
     });
 
     it('reads what deserialize throws on as a miss, with a warning', async () => {
-      const a = await instance({ serializer: tagged() });
-      await raw.set(`${namespace}:foreign`, JSON.stringify('json text'));
+      const a = await redis.instance({ serializer: tagged() });
+      await redis.raw.set(`${redis.namespace}:foreign`, JSON.stringify('json text'));
       expect(await a.cache.get('foreign')).toBeUndefined();
       expect(a.logger.warnings().join('\n')).toMatch(/holds data the serializer cannot read/);
     });
@@ -231,12 +188,12 @@ describe('serializer on a real redis-server', () => {
 
   describe("'json' (the default) on Redis", () => {
     it('is unchanged: JSON text, a Date as its ISO string, a BigInt rejected', async () => {
-      const a = await instance({ serializer: 'json' });
+      const a = await redis.instance({ serializer: 'json' });
       await a.cache.set('json', { at: new Date(0), n: 1 }, 60);
       expect(await stored('json')).toBe('{"at":"1970-01-01T00:00:00.000Z","n":1}');
       expect(await a.cache.get('json')).toEqual({ at: '1970-01-01T00:00:00.000Z', n: 1 });
       await expect(a.cache.set('json', { n: 1n }, 60)).rejects.toThrow(/a BigInt/);
-      await raw.set(`${namespace}:bad`, 'not json');
+      await redis.raw.set(`${redis.namespace}:bad`, 'not json');
       expect(await a.cache.get('bad')).toBeUndefined();
       expect(a.logger.warnings().join('\n')).toMatch(/holds data that is not valid JSON/);
     });
