@@ -18,7 +18,9 @@ type Instance = BootedApp & { stack: CacheStack };
 const MODES: Array<[string, CacheModuleOptions]> = [
   ['plain Redis', {}],
   ['l1 + bus', { l1: true, bus: { heartbeat: 0.3 } }],
-  ['failover', { failover: { failureThreshold: 3, cooldown: 0.5, timeout: 0.5 } }],
+  // A generous timeout: these cases test tags through the failover stack with Redis up (1 200
+  // concurrent reads under a loaded CI must not trip it); the outage cases below set their own.
+  ['failover', { failover: { failureThreshold: 3, cooldown: 0.5, timeout: 5 } }],
 ];
 
 let server: RedisServer;
