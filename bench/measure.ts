@@ -24,8 +24,9 @@ export async function interleave(
 ): Promise<Measured[]> {
   const sizes = new Map<string, number>();
   for (const c of contenders) {
-    // Warm up (JIT) and calibrate the batch size to ~roundMs.
-    let ops = 1000;
+    // Warm up (JIT) and calibrate the batch size to ~roundMs, growing from one op: a slow op
+    // (100 awaited round trips) is not run a thousand times before the first reading.
+    let ops = 1;
     for (;;) {
       const started = process.hrtime.bigint();
       await c.run(ops);

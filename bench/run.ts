@@ -532,29 +532,37 @@ async function main(): Promise<void> {
   );
   log();
   const server = await RedisServer.start();
+  const context: BenchContext = {
+    url: server.url,
+    quick,
+    rounds: ROUNDS,
+    roundMs: ROUND_MS,
+    log,
+    table,
+    target,
+    check: (description, value, met) => summary.push({ target: description, value, met }),
+  };
+  const scenarios: Record<string, () => Promise<void>> = {
+    memory: memoryScenario,
+    footprint: footprintScenario,
+    decorator: decoratorScenario,
+    redis: () => redisScenario(server),
+    stampede: () => stampedeScenario(server),
+    http: httpScenario,
+    tiers: () => tiersScenario(context),
+    loading: () => loadingScenario(context),
+    tags: () => tagsScenario(context),
+    events: () => eventsScenario(context),
+    serializer: () => serializerScenario(context),
+    bulk: () => bulkScenario(context),
+  };
+  const took: string[] = [];
   try {
-    if (selected('memory')) await memoryScenario();
-    if (selected('footprint')) await footprintScenario();
-    if (selected('decorator')) await decoratorScenario();
-    if (selected('redis')) await redisScenario(server);
-    if (selected('stampede')) await stampedeScenario(server);
-    if (selected('http')) await httpScenario();
-    const context: BenchContext = {
-      url: server.url,
-      quick,
-      rounds: ROUNDS,
-      roundMs: ROUND_MS,
-      log,
-      table,
-      target,
-      check: (description, value, met) => summary.push({ target: description, value, met }),
-    };
-    if (selected('tiers')) await tiersScenario(context);
-    if (selected('loading')) await loadingScenario(context);
-    if (selected('tags')) await tagsScenario(context);
-    if (selected('events')) await eventsScenario(context);
-    if (selected('serializer')) await serializerScenario(context);
-    if (selected('bulk')) await bulkScenario(context);
+    for (const name of SCENARIOS.filter(selected)) {
+      const start = Date.now();
+      await scenarios[name]();
+      took.push(`${name} ${((Date.now() - start) / 1000).toFixed(0)} s`);
+    }
   } finally {
     await server.stop();
   }
@@ -563,7 +571,7 @@ async function main(): Promise<void> {
     ['target', 'measured', 'met'],
     summary.map((s) => [s.target, s.value, s.met ? 'yes' : '**no**']),
   );
-  log(`_Run took ${((Date.now() - started) / 1000).toFixed(0)} s._`);
+  log(`_Run took ${((Date.now() - started) / 1000).toFixed(0)} s (${took.join(', ')})._`);
   if (!quick && !only) writeFileSync(join(__dirname, 'RESULTS.md'), out.join('\n') + '\n');
 }
 
