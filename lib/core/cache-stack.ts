@@ -684,7 +684,7 @@ export class CacheStack {
         const { key, value, ...options } = entry as CacheManyEntry;
         const invalid = keyError(key);
         if (invalid) throw new CacheKeyError(`setMany entry ${i}: ${invalid.message}`);
-        const { ttl: lifetime, grace, tags } = this.writeTtlOf(options);
+        const { ttl: lifetime, grace, tags } = this.entryOptionsOf(options, i);
         const times = timesOf(lifetime, grace, undefined, tags, tags ? this.tagClock.stamp() : 0);
         const seconds = keptFor(lifetime, times);
         writes.push({ key, value: seal(this.storable(value, key), times), ttl: seconds });
@@ -724,6 +724,16 @@ export class CacheStack {
         },
       );
     return published ? published.then(write) : write();
+  }
+
+  /** {@link writeTtlOf} of a `setMany` entry: an invalid option's error names the entry. */
+  private entryOptionsOf(options: Omit<CacheManyEntry, 'key' | 'value'>, index: number) {
+    try {
+      return this.writeTtlOf(options);
+    } catch (error) {
+      if (error instanceof Error) error.message = `setMany entry ${index}: ${error.message}`;
+      throw error;
+    }
   }
 
   /**

@@ -106,9 +106,19 @@ describe.each(SHAPES)('bulk operations of the stack (%s)', (shape) => {
       await expect(stack.setMany([{ key: 'a', value: 1, ttl: -1 }])).rejects.toThrow(
         CacheArgumentError,
       );
-      await expect(stack.setMany([{ key: 'a', value: 1, colour: 'red' } as never])).rejects.toThrow(
-        /Unknown set option "colour"/,
-      );
+      // An invalid option names its entry, like an invalid key.
+      await expect(
+        stack.setMany([
+          { key: 'a', value: 'new-a' },
+          { key: 'b', value: 'new-b', ttl: -1 },
+        ]),
+      ).rejects.toThrow(/^setMany entry 1: Invalid ttl -1/);
+      await expect(
+        stack.setMany([
+          { key: 'a', value: 'new-a' },
+          { key: 'b', value: 1, colour: 'red' } as never,
+        ]),
+      ).rejects.toThrow(/^setMany entry 1: Unknown set option "colour"/);
       await expect(stack.setMany('nope' as never)).rejects.toThrow(/array/);
       await expect(stack.getMany(['a', 'b'])).resolves.toEqual(['old-a', 'old-b']);
     });
