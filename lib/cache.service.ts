@@ -227,8 +227,9 @@ export class CacheService {
 
   /**
    * The cached values of `keys`, in their order (`undefined`: a miss): one read for all of them
-   * (Redis: one `MGET` per node, the L1 answering first when it is on). A backend failure, even
-   * of part of the keys (a Cluster node down), answers those keys as misses (logged).
+   * (Redis: one `MGET`; Cluster: one per hash slot, one pipeline per node; the L1 answering
+   * first when it is on). A backend failure, even of part of the keys (a Cluster node down),
+   * answers those keys as misses (logged).
    *
    * @example
    * ```ts
@@ -254,8 +255,8 @@ export class CacheService {
   }
 
   /**
-   * Deletes `keys` in one call (Redis: one `UNLINK` per node), on every instance's L1 too;
-   * resolves how many existed.
+   * Deletes `keys` in one call (Redis: one `UNLINK`; Cluster: one per hash slot, one pipeline
+   * per node), on every instance's L1 too; resolves how many existed.
    */
   deleteMany(keys: readonly string[]): Promise<number> {
     return this.stack.deleteMany(keys);

@@ -772,6 +772,20 @@ export class CacheStack {
     loadMissing: (keys: string[]) => BatchLoaded<T> | Promise<BatchLoaded<T>>,
     ttl?: number | `${number}` | WrapManyOptions<T>,
   ): Promise<Array<T | undefined>> {
+    return (await this.wrapManyResults(keys, loadMissing, ttl)).map((result) => result.value);
+  }
+
+  /**
+   * {@link wrapMany}, telling how each key was answered (`shared`: it joined a load another
+   * caller started), for the batch form's `X-Cache`.
+   *
+   * @internal
+   */
+  async wrapManyResults<T>(
+    keys: readonly string[],
+    loadMissing: (keys: string[]) => BatchLoaded<T> | Promise<BatchLoaded<T>>,
+    ttl?: number | `${number}` | WrapManyOptions<T>,
+  ): Promise<Array<WrapResult<T | undefined>>> {
     assertKeys(keys, 'wrapMany');
     if (typeof loadMissing !== 'function') {
       throw new CacheArgumentError(
@@ -801,7 +815,7 @@ export class CacheStack {
       const values =
         unique.length === 0 ? [] : valuesOf(await loadMissing(unique.slice()), unique, WRAP_MANY);
       const byKey = new Map(unique.map((key, i) => [key, values[i]]));
-      return keys.map((key) => byKey.get(key));
+      return keys.map((key) => ({ value: byKey.get(key), status: 'disabled' as const }));
     }
     const batch = new LoadBatch<T>(run, WRAP_MANY);
     const failures = this.errors.failures;
@@ -864,8 +878,8 @@ export class CacheStack {
       return inFlight ? this.join(load, inFlight) : this.startLoad(load, undefined);
     });
     const results = await Promise.all(answers);
-    const byKey = new Map(unique.map((key, i) => [key, results[i].value]));
-    return keys.map((key) => byKey.get(key));
+    const byKey = new Map(unique.map((key, i) => [key, results[i]]));
+    return keys.map((key) => byKey.get(key) as WrapResult<T | undefined>);
   }
 
   /** Calls a `wrapMany` loader once for `keys`, marked as loading in its async context. */

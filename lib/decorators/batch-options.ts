@@ -1,5 +1,5 @@
 import type { CacheBatchOptions } from '../interfaces/cache-operation-options.interface';
-import type { MethodSignature } from '../keys/key-template';
+import { parseKeyTemplate, type MethodSignature } from '../keys/key-template';
 import type { BatchSpec } from '../runtime/batch-operation';
 import { CacheArgumentError } from '../utils/cache.errors';
 import { describeValue } from '../utils/describe-value';
@@ -15,6 +15,7 @@ export function batchSpecOf(
   decorator: string,
   batch: unknown,
   signature: MethodSignature,
+  key?: unknown,
 ): BatchSpec | undefined {
   if (batch === undefined || batch === false) return undefined;
   const where = `@${decorator} on ${signature.className}.${signature.methodName}`;
@@ -34,6 +35,7 @@ export function batchSpecOf(
     }
   }
   const index = paramIndex(options.param ?? 0, signature, where);
+  assertKeyNamesList(key, index, signature, where);
   const { by, map } = options;
   if (map !== undefined && typeof map !== 'boolean') {
     fail(`${where}: batch.map must be a boolean; got ${describeValue(map)}.`);
@@ -62,6 +64,12 @@ function paramIndex(param: unknown, signature: MethodSignature, where: string): 
         `${where}: batch.param must be a parameter's name or position; got ${describeValue(param)}.`,
       );
     }
+    const params = signature.parameters;
+    if (params !== undefined && !params.some((p) => p.rest) && param >= params.length) {
+      fail(
+        `${where}: batch.param ${param} names no parameter (the method takes ${params.length}).`,
+      );
+    }
     return param;
   }
   if (typeof param !== 'string' || param === '') {
@@ -82,6 +90,37 @@ function paramIndex(param: unknown, signature: MethodSignature, where: string): 
     );
   }
   return index;
+}
+
+/**
+ * A key template must read the list parameter (by name or position): without it every id
+ * renders the same key, and all ids would share the first one's entry.
+ */
+function assertKeyNamesList(
+  key: unknown,
+  index: number,
+  signature: MethodSignature,
+  where: string,
+): void {
+  if (typeof key !== 'string') return;
+  let parts: ReturnType<typeof parseKeyTemplate>;
+  try {
+    parts = parseKeyTemplate(key);
+  } catch {
+    return; // reported by the key resolver
+  }
+  const name = signature.parameters?.[index]?.name;
+  const roots = parts.flatMap((part) => ('root' in part ? [part.root] : []));
+  // Parameter names unknown (the method source could not be read): a named placeholder may be
+  // the list; the key template's own check reports a name it cannot resolve.
+  const unknownNames =
+    signature.parameters === undefined && roots.some((root) => typeof root === 'string');
+  if (unknownNames || roots.some((root) => root === index || root === name)) return;
+  const list = `{${name ?? index}}`;
+  fail(
+    `${where}: the key template "${key}" does not read the list parameter (${list}), so every ` +
+      `id would render the same key and share one entry; put it in the key, e.g. "${key}:${list}".`,
+  );
 }
 
 function fail(message: string): never {

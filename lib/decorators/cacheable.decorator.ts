@@ -106,7 +106,7 @@ export function Cacheable(
         condition,
         unless,
         cache,
-        batch: batchSpecOf(name, resolved.batch, signature),
+        batch: batchSpecOf(name, resolved.batch, signature, resolved.key),
       }),
     );
     // invalidateOn: the rules run in every application that provides this class.

@@ -80,7 +80,10 @@ export async function runBatch(
   const options: WrapManyOptions<unknown> = hasTags
     ? { ...call.options, tags: (key) => tagsOfKey.get(key) ?? [] }
     : call.options;
-  const values = await call.cache.wrapMany(keys, load, options);
+  const results = await call.cache.wrapManyResults(keys, load, options);
+  const values = results.map((result) => result.value);
+  // Joined another caller's load (`shared`): loaded too, as the single form reports it.
+  if (results.some((result) => result.status === 'shared')) loaded = true;
   return { value: shaped(values, list, keys, spec), loaded };
 }
 
