@@ -31,6 +31,10 @@ const REVIVERS = {
   null: (): never => {
     throw new TypeError('a null-prototype object is never written by the rich serializer');
   },
+  // devalue's boxed primitive: never written either (the rich form unboxes `new String('x')`).
+  Object: (): never => {
+    throw new TypeError('a boxed primitive is never written by the rich serializer');
+  },
 };
 
 /** What the rich serializer uses of devalue. */

@@ -202,6 +202,8 @@ function walkRich(
     count.chars += value.source.length + BUILTIN_CHARS;
   } else if (value instanceof URL) {
     count.chars += value.href.length + BUILTIN_CHARS;
+  } else if (value instanceof URLSearchParams) {
+    count.chars += value.toString().length + BUILTIN_CHARS;
   } else if (types.isDate(value) || types.isBoxedPrimitive(value)) {
     count.chars += BUILTIN_CHARS;
   } else {
