@@ -1,7 +1,7 @@
 import { Inject, Logger, Module, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import type { DynamicModule, Provider } from '@nestjs/common';
-import { createCacheAdapter } from './core/create-adapter';
+import { adapterStarted, createCacheAdapter } from './core/create-adapter';
 import { createCacheStack } from './core/create-stack';
 import { CacheStack } from './core/cache-stack';
 import { NamedStacks } from './core/named-stacks';
@@ -287,6 +287,9 @@ export class CacheModule implements OnApplicationShutdown {
             callTimeoutMs: callTimeoutOf(options),
             // register(): @nestjs/cache-manager's units, @CacheTTL in milliseconds included.
             routeTtlInMs: 'options' in settings,
+            // Nest starts a module's providers together: the bus opens once the connections
+            // have (a strict cache that cannot reach Redis fails startup, leaving none open).
+            startAfter: () => Promise.all([adapterStarted(adapter), named.connected()]),
           });
           // What decorated methods and cached functions of this application reach by name.
           registerNamedStacks(

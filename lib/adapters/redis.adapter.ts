@@ -737,7 +737,18 @@ export class RedisCacheAdapter implements CacheAdapter {
     await this.client.ping();
   }
 
-  async onModuleInit(): Promise<void> {
+  /**
+   * Connects (an owned client): with `strict`, rejects with {@link CacheConnectionError} when
+   * Redis cannot be reached. Started once: a second call (the cache's stack waits on it before it
+   * opens its bus) shares the first.
+   */
+  onModuleInit(): Promise<void> {
+    return (this.starting ??= this.connectAtStartup());
+  }
+
+  private starting: Promise<void> | undefined;
+
+  private async connectAtStartup(): Promise<void> {
     if (!this.owned) return;
     try {
       await this.client.connect();
@@ -761,6 +772,7 @@ export class RedisCacheAdapter implements CacheAdapter {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.starting = undefined;
     if (!this.owned) return;
     const { status } = this.client;
     if (status === 'ready') {

@@ -79,7 +79,13 @@ export function resolveNamedCaches(
       for (const option of REDIS_ONLY) delete merged[option];
       merged.l1 = false;
     }
+    // An adapter of the cache's own writes with its own serializer (the option must be left out).
+    if (own.adapter !== undefined) delete merged.serializer;
     Object.assign(merged, own);
+    // A bus needs an L1: a cache that turns its L1 off drops the root's bus with it.
+    if (own.l1 === false && own.bus === undefined) delete merged.bus;
+    const redis = mergedRedis(user.redis, own.redis);
+    if (redis !== undefined) merged.redis = redis;
     merged.namespace = own.namespace ?? `${root.namespace}.${name}`;
     try {
       named.set(name, resolveCacheOptions(merged, env));
@@ -89,6 +95,24 @@ export function resolveNamedCaches(
   }
   assertDistinctNamespaces(root, named);
   return named;
+}
+
+/** Fields of `redis` that say which server (or client) to use. */
+const REDIS_TARGET = ['url', 'host', 'port', 'path', 'sentinels', 'cluster', 'client'];
+
+/**
+ * A cache's `redis` that names no server (`{ db: 3 }`, a `keyPrefix`, timeouts) adds to the
+ * root's, field by field, rather than replacing it (and losing its URL); `undefined`: keep the
+ * cache's own (or inherited) `redis` as it is.
+ */
+function mergedRedis(root: unknown, own: unknown): CacheRedisOptions | undefined {
+  if (own === undefined || root === undefined) return undefined;
+  if (own === null || typeof own !== 'object' || root === null || typeof root !== 'object') {
+    return undefined;
+  }
+  const targets = (value: object) => REDIS_TARGET.some((field) => field in value);
+  if (targets(own) || 'client' in root || 'cluster' in root) return undefined;
+  return { ...root, ...own };
 }
 
 /** Throws {@link CacheConfigError} unless `name` may name a cache. @internal */
@@ -101,7 +125,7 @@ export function assertCacheName(name: unknown, where = 'caches'): asserts name i
 }
 
 /** The resolver's error about a merged option, re-worded to name `caches.<name>.<option>`. */
-function asNamedError(name: string, error: unknown): unknown {
+export function asNamedError(name: string, error: unknown): unknown {
   if (!(error instanceof CacheConfigError)) return error;
   const message = error.message.includes('CacheModule option "')
     ? error.message.replace(/CacheModule option "/g, `CacheModule option "caches.${name}.`)

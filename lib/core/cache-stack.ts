@@ -175,6 +175,12 @@ export interface CacheStackOptions {
   /** The cache's name in stats, events and metrics. @defaultValue 'default' */
   readonly name?: string;
   /**
+   * Awaited before the stack opens its bus: the connections its module opens at startup. When it
+   * rejects (a `strict` cache could not reach Redis, and the application's startup fails), the
+   * stack opens nothing: Nest runs no shutdown hook after a failed startup. @defaultValue none
+   */
+  readonly startAfter?: () => Promise<unknown>;
+  /**
    * `@CacheTTL` values are milliseconds: a module built by `CacheModule.register`
    * (`@nestjs/cache-manager`'s units). @defaultValue false (seconds)
    */
@@ -424,6 +430,7 @@ export class CacheStack {
   async onModuleInit(): Promise<void> {
     // Switched off (`enabled: false`): no call reaches the tiers, so no bus connection either.
     if (!this.options.enabled) return;
+    await this.options.startAfter?.();
     await this.twoTier?.start(this.tiers.twoTier ? this.tiers.ownL1 : false);
     // Tag marks on the shared store's clock, before the first request (bounded: an unreachable
     // store must not hold startup; it is tried again soon), then every minute.

@@ -7,6 +7,18 @@ import { redisConnectionKey } from '../config/named-caches';
 import { CacheConnectionError } from '../utils/cache.errors';
 
 /**
+ * Resolves when `adapter`'s own startup is over, rejects when it failed (a `strict` cache that
+ * cannot reach Redis): for the Redis adapters (alone or under failover), whose `onModuleInit`
+ * runs once however often it is called; any other adapter at once.
+ */
+export function adapterStarted(adapter: CacheAdapter): Promise<void> {
+  if (adapter instanceof RedisCacheAdapter || adapter instanceof FailoverCacheAdapter) {
+    return adapter.onModuleInit();
+  }
+  return Promise.resolve();
+}
+
+/**
  * Builds the adapter the resolved options ask for (a custom `adapter` wins). With `shared`, a
  * Redis connection the cache would open itself is taken from there instead (one per distinct
  * Redis settings, opened and closed by its owner).

@@ -1,4 +1,5 @@
 import type { ResolvedCacheOptions } from '../config/cache-options.resolver';
+import { asNamedError } from '../config/named-caches';
 import type { CacheAdapter } from '../interfaces/cache-adapter.interface';
 import { createCacheAdapter, SharedRedisClients } from './create-adapter';
 import type { CacheStack, CacheStackOptions } from './cache-stack';
@@ -54,7 +55,12 @@ export class NamedStacks {
     for (const [name, options] of named) {
       shared.register(options, name);
       const adapter = createCacheAdapter(options, shared);
-      const stack = createCacheStack(adapter, stackOptions(options, name));
+      let stack: CacheStack;
+      try {
+        stack = createCacheStack(adapter, stackOptions(options, name));
+      } catch (error) {
+        throw asNamedError(name, error);
+      }
       stacks.caches.set(name, { name, options, adapter, stack });
     }
     return stacks;
@@ -82,7 +88,7 @@ export class NamedStacks {
    */
   async onModuleInit(): Promise<void> {
     if (this.started) return;
-    await this.shared?.connect();
+    await this.connected();
     this.started = true;
     for (const { adapter, stack } of this.caches.values()) {
       await adapter.onModuleInit?.();
@@ -90,10 +96,21 @@ export class NamedStacks {
     }
   }
 
+  /**
+   * Opens the shared connections, once however often it is called (the default cache's stack
+   * waits on it before it opens its bus); rejects when a `strict` cache cannot reach its Redis.
+   */
+  connected(): Promise<void> {
+    return (this.connecting ??= this.shared?.connect() ?? Promise.resolve());
+  }
+
+  private connecting: Promise<void> | undefined;
+
   /** Stops each cache: its stack (bus flush), then its adapter. */
   async onApplicationShutdown(signal?: string): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    this.connecting = undefined;
     await Promise.all(
       [...this.caches.values()].map(async ({ adapter, stack }) => {
         await stack.onApplicationShutdown(signal);

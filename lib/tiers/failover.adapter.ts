@@ -178,11 +178,15 @@ export class FailoverCacheAdapter implements CacheAdapter {
    * fallback serves, and the primary is probed every `cooldown` seconds.
    */
   onModuleInit(): Promise<void> {
-    return this.tier.onModuleInit();
+    // Started once: a second call (the cache's stack waits on it) shares the first.
+    return (this.starting ??= this.tier.onModuleInit());
   }
+
+  private starting: Promise<void> | undefined;
 
   /** Stops the probe timer and both tiers (closing the Redis connection). */
   onApplicationShutdown(signal?: string): Promise<void> {
+    this.starting = undefined;
     return this.tier.onApplicationShutdown(signal);
   }
 }
