@@ -260,6 +260,8 @@ describe('fault injection under load (real redis-server)', () => {
     expect(during['after restart'].primary).toBeGreaterThan(0);
     expect(during['after thaw'].primary).toBeGreaterThan(0);
     expect(states.filter((s) => s === 'open').length).toBeGreaterThanOrEqual(2);
-    expect(adapter.state).toBe('closed');
+    // Redis is healthy again: the circuit ends closed. Waited for, not read at once: on a loaded
+    // machine 200 callers can still time a few calls out (0.25 s) just after the thaw.
+    await waitForState(adapter, 'closed', RECOVERY_LIMIT_MS);
   }, 90_000);
 });
