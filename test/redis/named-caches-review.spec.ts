@@ -1,6 +1,5 @@
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { Redis } from 'ioredis';
 import {
   Cacheable,
   CacheModule,
@@ -13,7 +12,7 @@ import { CacheHealthIndicator, CacheConfigError } from '../../lib';
 import { CapturingLogger } from '../support/logs';
 import { eventually } from '../support/eventually';
 import { freePort, RedisServer } from '../support/redis-server';
-import { uniqueNamespace } from '../support/redis';
+import { redisInstances } from '../support/redis-instances';
 
 let calls = 0;
 @Injectable()
@@ -30,32 +29,9 @@ class Svc {
 }
 
 describe('named caches', () => {
-  let server: RedisServer;
-  let raw: Redis;
-  let namespace: string;
-  const apps: INestApplication[] = [];
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    raw = new Redis(server.url, { maxRetriesPerRequest: 1 });
-  });
-  afterAll(async () => {
-    raw.disconnect();
-    await server.stop();
-  });
-  beforeEach(() => {
-    namespace = uniqueNamespace('rv');
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((app) => app.close()));
-  });
-  async function boot(options: CacheModuleOptions, logger: CapturingLogger | false = false) {
-    const moduleRef = await Test.createTestingModule({
-      imports: [CacheModule.forRoot(options)],
-      providers: [Svc],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger });
-    await app.init();
-    apps.push(app);
+  const redis = redisInstances('rv');
+  async function boot(options: CacheModuleOptions, logger?: CapturingLogger) {
+    const { app } = await redis.app(options, logger, [Svc]);
     return { app, svc: app.get(Svc) };
   }
 
@@ -64,7 +40,12 @@ describe('named caches', () => {
     const logger = new CapturingLogger();
     const url = `redis://user:s3cretPW@127.0.0.1:${port}`;
     const { svc } = await boot(
-      { provider: 'redis', redis: { url }, namespace, caches: { sessions: { ttl: 5, l1: true } } },
+      {
+        provider: 'redis',
+        redis: { url },
+        namespace: redis.namespace,
+        caches: { sessions: { ttl: 5, l1: true } },
+      },
       logger,
     );
     await svc.sessions.set('a', 1);
@@ -76,7 +57,7 @@ describe('named caches', () => {
         CacheModule.forRoot({
           provider: 'redis',
           redis: { url },
-          namespace,
+          namespace: redis.namespace,
           caches: { sessions: { strict: true } },
         }),
       ],
@@ -102,7 +83,7 @@ describe('named caches', () => {
       const { svc, app } = await boot(
         {
           provider: 'memory',
-          namespace,
+          namespace: redis.namespace,
           caches: { sessions: { provider: 'redis', redis: { url }, l1: true } },
         },
         logger,
@@ -111,7 +92,6 @@ describe('named caches', () => {
       await svc.sessions.get('a');
       await new Promise((r) => setTimeout(r, 1500));
       await app.close();
-      apps.splice(0);
       expect(logger.text).not.toContain('s3cretPW');
     } finally {
       await locked.stop();
@@ -147,14 +127,13 @@ describe('named caches', () => {
   it('survives app.close() twice', async () => {
     const { app, svc } = await boot({
       provider: 'redis',
-      redis: { url: server.url },
-      namespace,
+      redis: { url: redis.server.url },
+      namespace: redis.namespace,
       caches: { sessions: { l1: true } },
     });
     await svc.sessions.set('a', 1);
     await app.close();
     await app.close();
-    apps.splice(0);
   });
 
   it('a memory named cache while root is redis keeps working when Redis is unreachable', async () => {
@@ -162,7 +141,7 @@ describe('named caches', () => {
     const { svc } = await boot({
       provider: 'redis',
       redis: { url: `redis://127.0.0.1:${port}` },
-      namespace,
+      namespace: redis.namespace,
       caches: { sessions: { provider: 'memory' } },
     });
     await svc.sessions.set('a', 1);
@@ -184,8 +163,8 @@ describe('named caches', () => {
   it('l1 on one named cache: the bus invalidates the other instance, per namespace', async () => {
     const opts: CacheModuleOptions = {
       provider: 'redis',
-      redis: { url: server.url },
-      namespace,
+      redis: { url: redis.server.url },
+      namespace: redis.namespace,
       l1: true,
       caches: { sessions: { l1: true } },
     };
@@ -198,7 +177,7 @@ describe('named caches', () => {
     await a.svc.sessions.set('x', 2);
     await eventually(async () => (await b.svc.sessions.get('x')) === 2, 5000, 20);
     expect(await b.svc.own.get('x')).toBe('root');
-    expect(await raw.get(`${namespace}.sessions:x`)).toBe('2');
+    expect(await redis.raw.get(`${redis.namespace}.sessions:x`)).toBe('2');
   });
 
   it('CACHE_MANAGER stays on the default cache', async () => {
@@ -230,10 +209,13 @@ describe('named caches', () => {
     const { app, svc } = await boot(
       {
         provider: 'redis',
-        redis: { url: server.url },
-        namespace,
+        redis: { url: redis.server.url },
+        namespace: redis.namespace,
         l1: true,
-        caches: { sessions: { l1: true }, other: { redis: { url: `${server.url}/3` }, l1: true } },
+        caches: {
+          sessions: { l1: true },
+          other: { redis: { url: `${redis.server.url}/3` }, l1: true },
+        },
       },
       logger,
     );
@@ -241,12 +223,11 @@ describe('named caches', () => {
     void svc.own.set('a', 1);
     void svc.load('z');
     await app.close();
-    apps.splice(0);
     expect(logger.text).not.toMatch(/Connection is closed|error/i);
-    expect(await raw.get(`${namespace}.sessions:a`)).toBe('1');
+    expect(await redis.raw.get(`${redis.namespace}.sessions:a`)).toBe('1');
     await eventually(
       async () =>
-        String(await raw.client('LIST'))
+        String(await redis.raw.client('LIST'))
           .trim()
           .split('\n').length === 1,
       5000,
@@ -259,9 +240,11 @@ describe('named caches', () => {
       imports: [
         CacheModule.forRoot({
           provider: 'redis',
-          redis: { url: server.url },
-          namespace,
-          caches: { sessions: { namespace, redis: { url: `${server.url}/0` } } },
+          redis: { url: redis.server.url },
+          namespace: redis.namespace,
+          caches: {
+            sessions: { namespace: redis.namespace, redis: { url: `${redis.server.url}/0` } },
+          },
         }),
       ],
     })

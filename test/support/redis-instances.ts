@@ -1,8 +1,10 @@
+import type { Provider } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import type { CacheModuleOptions } from '../../lib';
 import { CacheStack } from '../../lib/core/cache-stack';
 import { boot, type BootedApp } from './failover';
 import { eventually } from './eventually';
+import type { CapturingLogger } from './logs';
 import { RedisServer } from './redis-server';
 import { uniqueNamespace } from './redis';
 
@@ -21,6 +23,12 @@ export interface RedisInstances {
   instance(options?: CacheModuleOptions): Promise<BootedApp & { stack: CacheStack }>;
   /** Boots an application on its own memory store (`defaults` but Redis's), closed after the test. */
   memory(options?: CacheModuleOptions): Promise<BootedApp>;
+  /** Boots an application of exactly `options` (with `providers`), closed after the test. */
+  app(
+    options: CacheModuleOptions,
+    logger?: CapturingLogger,
+    providers?: Provider[],
+  ): Promise<BootedApp>;
 }
 
 /**
@@ -73,6 +81,9 @@ export function redisInstances(label: string, defaults: CacheModuleOptions = {})
     async memory(options = {}) {
       const { serializer } = defaults;
       return started(await boot({ provider: 'memory', serializer, ...options }));
+    },
+    async app(options, logger, providers) {
+      return started(await boot(options, logger, providers));
     },
   };
 }

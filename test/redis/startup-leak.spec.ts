@@ -1,16 +1,28 @@
+import { Injectable } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { CacheConnectionError, CacheModule, type CacheModuleOptions } from '../../lib';
 import { freePort, RedisServer } from '../support/redis-server';
 import { uniqueNamespace } from '../support/redis';
 
+/** A provider that fails to build: the everyday "Nest can't resolve dependencies of ...". */
+@Injectable()
+class Broken {
+  constructor() {
+    throw new Error('a provider that fails to build');
+  }
+}
+
 /**
- * A `strict` cache that cannot reach Redis fails startup; Nest then runs no shutdown hook, and
- * the module's providers were started together. Nothing the module opened may stay behind: no
- * bus subscriber reconnecting for an application that never started (a process, or a Jest
- * worker, that would not exit). Seen on a live server's client list.
+ * An application that fails to start leaves no connection of the cache module behind: Nest runs
+ * no shutdown hook then (a process, or a Jest worker, that would not exit). Seen on a live
+ * server's client list.
+ * - A failed build (another provider throws): the connections named caches share are opened at
+ *   init, not while Nest builds the providers.
+ * - A `strict` cache that cannot reach Redis fails init, while the module's providers were
+ *   started together: no bus subscriber may be left reconnecting.
  */
-describe('a strict cache that fails startup leaves no connection behind', () => {
+describe('a failed startup leaves no connection behind', () => {
   let server: RedisServer;
   let raw: Redis | undefined;
   beforeAll(async () => {
@@ -46,11 +58,37 @@ describe('a strict cache that fails startup leaves no connection behind', () => 
   };
 
   it.each<[string, CacheModuleOptions]>([
+    ['without named caches', {}],
+    ['with named caches', { caches: { sessions: {} } }],
+  ])('a failed build, %s', async (_label, extra) => {
+    raw = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    const error = await Test.createTestingModule({
+      imports: [
+        CacheModule.forRoot({
+          provider: 'redis',
+          redis: { url: server.url },
+          namespace: uniqueNamespace('leak'),
+          ...extra,
+        }),
+      ],
+      providers: [Broken],
+    })
+      .compile()
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    expect(error?.message).toMatch(/fails to build/);
+    await sleep(300);
+    expect(await others()).toBe(0);
+  });
+
+  it.each<[string, CacheModuleOptions]>([
     ['l1 + bus', { l1: true }],
     ['l1 + bus under failover', { l1: true, failover: true }],
     ['l1 + bus, with a named cache', { l1: true, caches: { other: { ttl: 5 } } }],
   ])(
-    '%s: nothing reconnects once the server is back',
+    'strict, %s: nothing reconnects once the server is back',
     async (_mode, extra) => {
       await server.kill();
       await failedStartup({
